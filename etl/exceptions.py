@@ -1,0 +1,40 @@
+"""Errors of the ingestion machinery. Transient ones are worth retrying; the rest are not."""
+
+from __future__ import annotations
+
+
+class EtlError(Exception):
+    """Base class: a run failed for a reason we can name."""
+
+
+class TransientError(EtlError):
+    """Worth retrying later: timeouts, connection errors, 429, 5xx, a lost database."""
+
+
+class UpstreamError(EtlError):
+    """The upstream answered something we cannot use and retrying will not change that."""
+
+
+class TransientUpstreamError(TransientError):
+    """The upstream failed in a way that retrying may fix (it was retried already)."""
+
+
+class SourceConfigError(EtlError):
+    """The source is misconfigured (a missing folder, a bad URL, a rejected key)."""
+
+
+class LeaseLostError(EtlError):
+    """Another run took over this source after our lease expired; stop without committing."""
+
+
+class InjectedFault(EtlError):
+    """Raised by fault injection (ETL_FAULTS) to exercise failure paths."""
+
+
+class ItemError(ValueError):
+    """One item cannot be used; it goes to quarantine with this code and reason."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason

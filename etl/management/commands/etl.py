@@ -1,0 +1,138 @@
+"""`manage.py etl run [--source NAME ...]`, `etl status`, `etl enqueue`, `etl schedule`."""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from etl.faults import FaultPlan
+from etl.models import Checkpoint, SourceLease
+from etl.services.enqueue import ingest_enqueue
+from etl.services.ingest import ingest_run
+from etl.services.schedules import schedules_ensure
+from etl.sources import REGISTRY, canonical_name, get_source_class, source_names
+from runs.models import Run
+
+
+class Command(BaseCommand):
+    help = "Run, inspect and schedule ingestion."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        run = sub.add_parser("run", help="run sources now, synchronously, with a progress bar")
+        run.add_argument(
+            "--source",
+            action="append",
+            dest="sources",
+            metavar="NAME",
+            help=f"one of {', '.join(REGISTRY)}; repeat for several (default: all)",
+        )
+        run.add_argument(
+            "--faults", default=None, help="fault injection spec, e.g. 'coingecko:fetch:0.3,seed=1'"
+        )
+        run.add_argument("--no-progress", action="store_true", help="no progress bar")
+        enqueue = sub.add_parser("enqueue", help="queue runs on the Celery worker")
+        enqueue.add_argument("--source", action="append", dest="sources", metavar="NAME")
+        sub.add_parser("status", help="sources, checkpoints, leases and last runs")
+        sub.add_parser("schedule", help="create the missing hourly schedules")
+
+    def _sources(self, names: list[str] | None) -> list[str]:
+        if not names:
+            return source_names()
+        try:
+            return [get_source_class(n).name for n in map(canonical_name, names)]
+        except KeyError as exc:
+            raise CommandError(str(exc.args[0])) from None
+
+    def handle(self, *args, action: str, **options):
+        if action == "run":
+            return self._run(self._sources(options["sources"]), options)
+        if action == "enqueue":
+            for name in self._sources(options["sources"]):
+                ingest_enqueue(source=name, trigger="manual")
+                self.stdout.write(f"queued {name}")
+            return None
+        if action == "schedule":
+            created = schedules_ensure()
+            self.stdout.write(f"created: {', '.join(created)}" if created else "all present")
+            return None
+        return self._status()
+
+    def _run(self, names: list[str], options) -> None:
+        try:
+            plan = FaultPlan.parse(options["faults"]) if options["faults"] is not None else None
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
+        show = not options["no_progress"] and options.get("verbosity", 1) > 0
+        failed = []
+        for name in names:
+            bar = tqdm(
+                desc=f"{name:<10}",
+                unit=" items",
+                file=sys.stderr,
+                disable=not show,
+                leave=True,
+                dynamic_ncols=True,
+            )
+
+            def progress(event: dict, bar=bar) -> None:
+                bar.update(event["items"])
+                bar.set_postfix_str(event["page"][-40:], refresh=False)
+
+            try:
+                run = ingest_run(
+                    source_name=name, trigger=Run.Trigger.CLI, faults=plan, progress=progress
+                )
+            finally:
+                bar.close()
+            self.stdout.write(self._summary(run))
+            if run.status == Run.Status.FAILED:
+                failed.append(name)
+        if failed:
+            raise CommandError(f"failed: {', '.join(failed)}")
+
+    @staticmethod
+    def _summary(run: Run) -> str:
+        line = (
+            f"{run.source}: {run.status} in {run.duration_seconds or 0:.1f}s - "
+            f"{run.pages} page(s), {run.items_fetched} fetched, {run.items_inserted} inserted, "
+            f"{run.items_updated} updated, {run.items_unchanged} unchanged, "
+            f"{run.items_quarantined} quarantined (run {run.id})"
+        )
+        if run.error_message:
+            line += f"\n  {run.error_class or 'note'}: {run.error_message}"
+        return line
+
+    def _status(self) -> None:
+        checkpoints = {c.source: c for c in Checkpoint.objects.all()}
+        leases = {lease.source: lease for lease in SourceLease.objects.filter(holder__isnull=False)}
+        for name in source_names():
+            source = REGISTRY[name]
+            checkpoint = checkpoints.get(name)
+            lease = leases.get(name)
+            last = Run.objects.filter(source=name).exclude(status=Run.Status.SKIPPED).first()
+            last_ok = Run.objects.filter(source=name, status=Run.Status.SUCCESS).first()
+            self.stdout.write(self.style.MIGRATE_HEADING(name))
+            cursor = checkpoint.cursor if checkpoint else {}
+            self.stdout.write(f"  checkpoint : {source.describe_cursor(cursor)}")
+            if lease:
+                self.stdout.write(
+                    f"  running    : run {lease.holder}, lease until {lease.expires_at}"
+                )
+            if last:
+                self.stdout.write(
+                    f"  last run   : {last.status} at {last.started_at:%Y-%m-%d %H:%M:%S} "
+                    f"({last.items_inserted} inserted, {last.items_quarantined} quarantined)"
+                )
+                if last.error_message:
+                    self.stdout.write(f"               {last.error_message[:200]}")
+            else:
+                self.stdout.write("  last run   : never")
+            self.stdout.write(
+                f"  last success: {last_ok.finished_at:%Y-%m-%d %H:%M:%S}"
+                if last_ok
+                else "  last success: never"
+            )

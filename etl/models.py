@@ -1,0 +1,93 @@
+"""State of the ingestion machinery: raw payloads, checkpoints, quarantine and source leases."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class RawRecord(models.Model):
+    """One fetched page exactly as the source produced it, stored once per distinct content.
+
+    Pages, not items, are the unit: a page is what one transaction commits, and what a replay
+    re-processes without calling upstream.
+    """
+
+    source = models.CharField(max_length=50)
+    content_hash = models.CharField(max_length=64)
+    payload = models.JSONField()
+    item_count = models.PositiveIntegerField()
+    page_ref = models.CharField(max_length=500, blank=True, help_text="Page, feed or file span.")
+    run = models.ForeignKey("runs.Run", on_delete=models.PROTECT, related_name="raw_records")
+    fetched_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "content_hash"], name="rawrecord_source_hash_uniq"
+            )
+        ]
+        indexes = [models.Index(fields=["run"], name="rawrecord_run_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.page_ref} {self.content_hash[:12]}"
+
+
+class Checkpoint(models.Model):
+    """Where a source resumes. Written only in the transaction that commits a page's data."""
+
+    source = models.CharField(max_length=50, unique=True)
+    cursor = models.JSONField(default=dict, blank=True)
+    run = models.ForeignKey(
+        "runs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.source}"
+
+
+class QuarantinedRecord(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        REPLAYED = "replayed", "Replayed"
+        DISCARDED = "discarded", "Discarded"
+
+    source = models.CharField(max_length=50)
+    run = models.ForeignKey("runs.Run", on_delete=models.PROTECT, related_name="quarantined")
+    raw_record = models.ForeignKey(
+        RawRecord, null=True, blank=True, on_delete=models.SET_NULL, related_name="quarantined"
+    )
+    item_hash = models.CharField(max_length=64)
+    payload = models.JSONField()
+    reason_code = models.CharField(max_length=50)
+    reason = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    occurrences = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "item_hash"], name="quarantine_source_item_uniq"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["source", "status", "-created_at"], name="quarantine_source_idx"),
+            models.Index(fields=["reason_code"], name="quarantine_reason_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.reason_code}"
+
+
+class SourceLease(models.Model):
+    """One run per source at a time. The holder renews it with every page; a dead holder's
+    lease simply expires. A page commits only while its run still holds the lease (fencing)."""
+
+    source = models.CharField(max_length=50, primary_key=True)
+    holder = models.UUIDField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"lease {self.source}"

@@ -1,0 +1,295 @@
+"""One run of one source: the page-transaction flow of the design.
+
+    lease ─► Run(running) ─► for each page, in ONE transaction:
+        lease renewed (fencing) · raw payload kept · items normalized and resolved ·
+        bad items quarantined · good items upserted · checkpoint and run counters advanced
+    ─► Run(success | partial | failed), lease released
+
+A page is the unit of atomicity. A failure rolls back the page in flight and nothing else:
+the checkpoint keeps the last committed cursor and the run is recorded as failed with the
+counts of the pages that did commit. Fetching and normalizing (pure work) run one page ahead
+in a helper thread, overlapping with the database work of the current page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from etl.exceptions import ItemError
+from etl.faults import FaultPlan
+from etl.models import SourceLease
+from etl.services.identity import IdentityResolver
+from etl.services.loaders import LoadResult, articles_upsert, quotes_upsert
+from etl.services.mentions import MentionMatcher
+from etl.services.state import (
+    checkpoint_advance,
+    checkpoint_get,
+    lease_acquire,
+    lease_release,
+    lease_renew,
+    quarantine_add,
+    raw_record_store,
+)
+from etl.sources import build_source, canonical_name
+from etl.sources.base import Page, Source
+from runs.models import Run
+from runs.services import run_finish, run_page_committed, run_skip, run_start
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[dict], None]
+
+
+@dataclasses.dataclass
+class PreparedPage:
+    number: int
+    page: Page
+    good: list[tuple[Any, Any]]  # (raw item, normalized item)
+    bad: list[tuple[Any, str, str]]  # (raw item, reason code, reason)
+
+
+def _prepare(source: Source, cursor: dict, plan: FaultPlan) -> Iterator[PreparedPage]:
+    pages = source.fetch(cursor)
+    number = 0
+    try:
+        while True:
+            number += 1
+            plan.check(source.name, "fetch", number)
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            plan.check(source.name, "parse", number)
+            plan.check(source.name, "normalize", number)
+            good, bad = [], []
+            for item in page.items:
+                try:
+                    good.append((item, source.normalize(item)))
+                except ItemError as exc:
+                    bad.append((item, exc.code, exc.reason))
+                except Exception as exc:  # a normalizer bug must not lose the item
+                    bad.append((item, "normalize_error", f"{type(exc).__name__}: {exc}"))
+            yield PreparedPage(number, page, good, bad)
+    finally:
+        pages.close()
+
+
+_DONE = object()
+
+
+def _read_ahead(iterator: Iterator[PreparedPage], depth: int) -> Iterator[PreparedPage]:
+    """Run `iterator` in a helper thread, `depth` pages ahead of the consumer."""
+    if depth <= 0:
+        yield from iterator
+        return
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for prepared in iterator:
+                while not stop.is_set():
+                    try:
+                        buffer.put(prepared, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(_DONE)
+        except BaseException as exc:
+            buffer.put(exc)
+        finally:
+            iterator.close()
+
+    thread = threading.Thread(target=produce, name="etl-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            got = buffer.get()
+            if got is _DONE:
+                return
+            if isinstance(got, BaseException):
+                raise got
+            yield got
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def ingest_run(
+    *,
+    source_name: str,
+    trigger: str,
+    parent_run_id: uuid.UUID | str | None = None,
+    task_id: str = "",
+    faults: FaultPlan | None = None,
+    progress: ProgressCallback | None = None,
+) -> Run:
+    """Run one source to completion (or failure) and return its finished Run."""
+    name = canonical_name(source_name)
+    source = build_source(name)
+    plan = faults if faults is not None else FaultPlan.parse(settings.ETL_FAULTS)
+    run_id = uuid.uuid4()
+    lease_seconds = settings.ETL_LEASE_SECONDS
+
+    if not lease_acquire(source=name, holder=run_id, seconds=lease_seconds):
+        holder = SourceLease.objects.filter(source=name).values_list("holder", flat=True).first()
+        logger.info("source busy, run skipped", extra={"source": name, "holder": str(holder)})
+        return run_skip(
+            source=name,
+            trigger=trigger,
+            task_id=task_id,
+            parent_id=parent_run_id,
+            reason=f"another run of {name} holds the lease (run {holder})",
+        )
+    run = None
+    try:
+        cursor = checkpoint_get(source=name)
+        run = run_start(
+            run_id=run_id,
+            source=name,
+            trigger=trigger,
+            parent_id=parent_run_id,
+            task_id=task_id,
+            checkpoint_before=cursor,
+        )
+        logger.info(
+            "run started", extra={"run_id": str(run_id), "source": name, "trigger": trigger}
+        )
+        status, message = _execute(source, run_id, cursor, plan, progress)
+        run = run_finish(run_id=run_id, status=status, message=message)
+        logger.info("run finished", extra={"run_id": str(run_id), "source": name, "status": status})
+        return run
+    except BaseException as exc:
+        logger.exception("run failed", extra={"run_id": str(run_id), "source": name})
+        if run is None:
+            raise
+        try:
+            run = run_finish(run_id=run_id, status=Run.Status.FAILED, error=exc)
+        except Exception:
+            logger.exception("could not record the failure", extra={"run_id": str(run_id)})
+            raise exc from None
+        if not isinstance(exc, Exception):
+            raise  # KeyboardInterrupt, SystemExit: recorded as failed, then honoured
+        return run
+    finally:
+        try:
+            lease_release(source=name, holder=run_id)
+        except Exception:
+            logger.exception("could not release the lease; it will expire", extra={"source": name})
+
+
+def _execute(
+    source: Source,
+    run_id: uuid.UUID,
+    cursor: dict,
+    plan: FaultPlan,
+    progress: ProgressCallback | None,
+) -> tuple[str, str]:
+    name = source.name
+    resolver = IdentityResolver(source=name) if source.kind == "market" else None
+    matcher: MentionMatcher | None = None
+    part_errors: list[str] = []
+    committed = quarantined = 0
+
+    depth = settings.ETL_READ_AHEAD_PAGES
+    for prepared in _read_ahead(_prepare(source, cursor, plan), depth):
+        page = prepared.page
+        if page.error:
+            part_errors.append(page.error)
+            logger.warning(
+                "part of the source failed",
+                extra={"run_id": str(run_id), "source": name, "error": page.error},
+            )
+        elif not page.not_modified and (page.items or page.cursor != cursor):
+            if source.kind == "news" and matcher is None:
+                matcher = MentionMatcher.from_database()
+            with transaction.atomic():
+                result, bad = _commit_page(source, run_id, prepared, plan, resolver, matcher)
+            cursor = page.cursor
+            committed += 1
+            quarantined += len(bad)
+            logger.info(
+                "page committed",
+                extra={
+                    "run_id": str(run_id),
+                    "source": name,
+                    "page": page.ref,
+                    "inserted": result.inserted,
+                    "updated": result.updated,
+                    "unchanged": result.unchanged,
+                    "quarantined": len(bad),
+                },
+            )
+        if progress:
+            progress(
+                {
+                    "page": page.ref,
+                    "items": len(page.items),
+                    "error": page.error,
+                    "not_modified": page.not_modified,
+                }
+            )
+
+    if part_errors and not committed:
+        return Run.Status.FAILED, "; ".join(part_errors)
+    if part_errors or quarantined:
+        notes = list(part_errors)
+        if quarantined:
+            notes.append(f"{quarantined} item(s) quarantined")
+        return Run.Status.PARTIAL, "; ".join(notes)
+    return Run.Status.SUCCESS, ""
+
+
+def _commit_page(
+    source: Source,
+    run_id: uuid.UUID,
+    prepared: PreparedPage,
+    plan: FaultPlan,
+    resolver: IdentityResolver | None,
+    matcher: MentionMatcher | None,
+) -> tuple[LoadResult, list[tuple[Any, str, str]]]:
+    """Everything a page writes, in the caller's transaction."""
+    name, page = source.name, prepared.page
+    lease_renew(source=name, holder=run_id, seconds=settings.ETL_LEASE_SECONDS)
+    raw = None
+    if page.items:
+        raw = raw_record_store(
+            source=name,
+            payload=page.payload,
+            item_count=len(page.items),
+            page_ref=page.ref,
+            run_id=run_id,
+        )
+    bad = list(prepared.bad)
+    plan.check(name, "load", prepared.number)
+    if resolver is not None:
+        raw_of = {id(normalized): item for item, normalized in prepared.good}
+        resolved, failed = resolver.resolve([normalized for _, normalized in prepared.good])
+        bad.extend((raw_of[id(item)], err.code, err.reason) for item, err in failed)
+        result = quotes_upsert(source=name, rows=resolved)
+    else:
+        result = articles_upsert(items=[n for _, n in prepared.good], matcher=matcher)
+    quarantine_add(source=name, run_id=run_id, raw_record_id=raw.pk if raw else None, entries=bad)
+    plan.check(name, "checkpoint", prepared.number)
+    checkpoint_advance(source=name, cursor=page.cursor, run_id=run_id)
+    run_page_committed(
+        run_id=run_id,
+        cursor=page.cursor,
+        items_fetched=len(page.items),
+        items_inserted=result.inserted,
+        items_updated=result.updated,
+        items_unchanged=result.unchanged,
+        items_quarantined=len(bad),
+    )
+    return result, bad

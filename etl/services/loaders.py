@@ -1,0 +1,242 @@
+"""Idempotent bulk upserts of a page's good items, with honest inserted/updated/unchanged counts.
+
+Quotes on PostgreSQL take the fast path: one COPY into a temporary staging table, then one
+`INSERT … ON CONFLICT DO UPDATE … WHERE IS DISTINCT FROM` that only touches rows whose values
+changed, then one upsert of the latest-quote table. Elsewhere (SQLite in zero-config mode) the
+same semantics are reached through the ORM. Both run inside the caller's page transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from decimal import Decimal
+
+from django.db import connection
+from django.utils import timezone
+
+from crypto.models import Article, ArticleAsset, LatestQuote, Quote
+from etl.services.mentions import MentionMatcher
+from etl.sources.base import ArticleItem, MarketItem
+
+QUOTE_VALUES = ("price_usd", "market_cap", "volume_24h", "price_change_24h", "market_cap_rank")
+
+
+@dataclasses.dataclass
+class LoadResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def _dedupe_quotes(rows: list[tuple[int, MarketItem]]) -> dict[tuple[int, dt.datetime], MarketItem]:
+    """One row per (asset, time): the same coin twice in a page is not an error; last wins."""
+    unique: dict[tuple[int, dt.datetime], MarketItem] = {}
+    for asset_id, item in rows:
+        unique[(asset_id, item.observed_at)] = item
+    return unique
+
+
+def quotes_upsert(*, source: str, rows: list[tuple[int, MarketItem]]) -> LoadResult:
+    if not rows:
+        return LoadResult()
+    unique = _dedupe_quotes(rows)
+    if connection.vendor == "postgresql":
+        result = _quotes_upsert_postgres(source, unique)
+    else:
+        result = _quotes_upsert_generic(source, unique)
+    result.unchanged += len(rows) - len(unique)
+    return result
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+_STAGE = "etl_stage_quote"
+_STAGE_DDL = f"""
+CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
+    asset_id bigint NOT NULL,
+    observed_at timestamptz NOT NULL,
+    price_usd numeric,
+    market_cap numeric,
+    volume_24h numeric,
+    price_change_24h numeric,
+    market_cap_rank integer
+) ON COMMIT DELETE ROWS
+"""
+_VALUES = ", ".join(QUOTE_VALUES)
+_EXCLUDED = ", ".join(f"EXCLUDED.{c}" for c in QUOTE_VALUES)
+# Both statements are built from module constants only; values travel as parameters.
+_UPSERT_QUOTES = f"""
+WITH written AS (
+    INSERT INTO crypto_quote AS q (asset_id, source, observed_at, {_VALUES}, ingested_at)
+    SELECT asset_id, %(source)s, observed_at, {_VALUES}, %(now)s FROM {_STAGE}
+    ON CONFLICT (asset_id, source, observed_at) DO UPDATE SET
+        {", ".join(f"{c} = EXCLUDED.{c}" for c in QUOTE_VALUES)}, ingested_at = EXCLUDED.ingested_at
+    WHERE ({", ".join(f"q.{c}" for c in QUOTE_VALUES)}) IS DISTINCT FROM ({_EXCLUDED})
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
+"""  # noqa: S608
+_UPSERT_LATEST = f"""
+INSERT INTO crypto_latestquote AS l (asset_id, source, quote_id, observed_at, {_VALUES})
+SELECT q.asset_id, q.source, q.id, q.observed_at, {", ".join(f"q.{c}" for c in QUOTE_VALUES)}
+FROM (
+    SELECT DISTINCT ON (asset_id) asset_id, observed_at FROM {_STAGE}
+    ORDER BY asset_id, observed_at DESC
+) newest
+JOIN crypto_quote q
+  ON q.asset_id = newest.asset_id AND q.source = %(source)s AND q.observed_at = newest.observed_at
+ON CONFLICT (asset_id, source) DO UPDATE SET
+    quote_id = EXCLUDED.quote_id, observed_at = EXCLUDED.observed_at,
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in QUOTE_VALUES)}
+WHERE l.observed_at < EXCLUDED.observed_at
+   OR (l.observed_at = EXCLUDED.observed_at
+       AND ({", ".join(f"l.{c}" for c in QUOTE_VALUES)}) IS DISTINCT FROM ({_EXCLUDED}))
+"""  # noqa: S608
+
+
+def _copy_field(value: object) -> str:
+    return "\\N" if value is None else str(value)
+
+
+def _quotes_upsert_postgres(
+    source: str, unique: dict[tuple[int, dt.datetime], MarketItem]
+) -> LoadResult:
+    f = _copy_field
+    buffer = "".join(
+        f"{asset_id}\t{observed_at.isoformat()}\t{f(i.price_usd)}\t{f(i.market_cap)}\t"
+        f"{f(i.volume_24h)}\t{f(i.price_change_24h)}\t{f(i.market_cap_rank)}\n"
+        for (asset_id, observed_at), i in unique.items()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_STAGE_DDL)
+        cursor.execute(f"TRUNCATE {_STAGE}")
+        with cursor.cursor.copy(f"COPY {_STAGE} FROM STDIN") as copy:
+            copy.write(buffer)
+        cursor.execute(_UPSERT_QUOTES, {"source": source, "now": timezone.now()})
+        inserted, updated = cursor.fetchone()
+        cursor.execute(_UPSERT_LATEST, {"source": source})
+    return LoadResult(inserted, updated, len(unique) - inserted - updated)
+
+
+# --- Any database (SQLite) ----------------------------------------------------------------------
+
+
+def _same(a: object, b: object) -> bool:
+    """SQLite keeps decimals as floats: compare at that precision."""
+    if isinstance(a, Decimal | float) and isinstance(b, Decimal | float):
+        return float(a) == float(b)
+    return a == b
+
+
+def _quotes_upsert_generic(
+    source: str, unique: dict[tuple[int, dt.datetime], MarketItem]
+) -> LoadResult:
+    now = timezone.now()
+    asset_ids = sorted({asset_id for asset_id, _ in unique})
+    times = sorted({observed_at for _, observed_at in unique})
+    existing: dict[tuple[int, dt.datetime], Quote] = {}
+    for start in range(0, len(asset_ids), 400):
+        chunk = asset_ids[start : start + 400]
+        for quote in Quote.objects.filter(source=source, asset_id__in=chunk, observed_at__in=times):
+            existing[(quote.asset_id, quote.observed_at)] = quote
+
+    new, changed = [], []
+    for (asset_id, observed_at), item in unique.items():
+        quote = existing.get((asset_id, observed_at))
+        if quote is None:
+            quote = Quote(
+                asset_id=asset_id, source=source, observed_at=observed_at, ingested_at=now
+            )
+            _assign(quote, item)
+            new.append(quote)
+            existing[(asset_id, observed_at)] = quote
+        elif not all(_same(getattr(quote, c), getattr(item, c)) for c in QUOTE_VALUES):
+            _assign(quote, item)
+            quote.ingested_at = now
+            changed.append(quote)
+    Quote.objects.bulk_create(new, batch_size=500)
+    Quote.objects.bulk_update(changed, [*QUOTE_VALUES, "ingested_at"], batch_size=500)
+
+    newest: dict[int, Quote] = {}
+    for (asset_id, observed_at), quote in existing.items():
+        if (asset_id, observed_at) in unique and (
+            asset_id not in newest or observed_at > newest[asset_id].observed_at
+        ):
+            newest[asset_id] = quote
+    _latest_upsert_generic(source, newest)
+    return LoadResult(len(new), len(changed), len(unique) - len(new) - len(changed))
+
+
+def _assign(target: object, item: MarketItem) -> None:
+    for column in QUOTE_VALUES:
+        setattr(target, column, getattr(item, column))
+
+
+def _latest_upsert_generic(source: str, newest: dict[int, Quote]) -> None:
+    current = {
+        latest.asset_id: latest
+        for latest in LatestQuote.objects.filter(source=source, asset_id__in=list(newest))
+    }
+    create, update = [], []
+    for asset_id, quote in newest.items():
+        latest = current.get(asset_id)
+        if latest is None:
+            latest = LatestQuote(asset_id=asset_id, source=source)
+            create.append(latest)
+        elif latest.observed_at > quote.observed_at or (
+            latest.observed_at == quote.observed_at
+            and all(_same(getattr(latest, c), getattr(quote, c)) for c in QUOTE_VALUES)
+        ):
+            continue
+        else:
+            update.append(latest)
+        latest.quote_id, latest.observed_at = quote.pk, quote.observed_at
+        _assign(latest, quote)
+    LatestQuote.objects.bulk_create(create, batch_size=500)
+    LatestQuote.objects.bulk_update(update, ["quote", "observed_at", *QUOTE_VALUES], batch_size=500)
+
+
+# --- Articles -----------------------------------------------------------------------------------
+
+ARTICLE_FIELDS = ("title", "url", "summary", "author", "published_at", "content_hash")
+
+
+def articles_upsert(*, items: list[ArticleItem], matcher: MentionMatcher) -> LoadResult:
+    if not items:
+        return LoadResult()
+    unique: dict[tuple[str, str], ArticleItem] = {}
+    for item in items:
+        unique[(item.feed, item.guid)] = item
+    feeds = sorted({feed for feed, _ in unique})
+    guids = sorted({guid for _, guid in unique})
+    existing = {(a.feed, a.guid): a for a in Article.objects.filter(feed__in=feeds, guid__in=guids)}
+    now = timezone.now()
+    new, changed = [], []
+    for key, item in unique.items():
+        article = existing.get(key)
+        if article is None:
+            article = Article(feed=item.feed, guid=item.guid, fetched_at=now)
+            new.append(article)
+        elif article.content_hash == item.content_hash:
+            continue
+        else:
+            changed.append(article)
+        for field in ARTICLE_FIELDS:
+            setattr(article, field, getattr(item, field))
+        article.updated_at = now
+    Article.objects.bulk_create(new, batch_size=500)
+    Article.objects.bulk_update(changed, [*ARTICLE_FIELDS, "updated_at"], batch_size=500)
+
+    touched = new + changed
+    if touched:
+        ArticleAsset.objects.filter(article__in=[a.pk for a in changed]).delete()
+        ArticleAsset.objects.bulk_create(
+            [
+                ArticleAsset(article_id=article.pk, asset_id=asset_id, matched_by=matched_by)
+                for article in touched
+                for asset_id, matched_by in matcher.match(f"{article.title}\n{article.summary}")
+            ],
+            ignore_conflicts=True,
+        )
+    return LoadResult(len(new), len(changed), len(items) - len(new) - len(changed))

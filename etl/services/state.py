@@ -1,0 +1,146 @@
+"""Checkpoints, source leases, raw records and quarantine: the bookkeeping of a page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from etl.exceptions import LeaseLostError
+from etl.models import Checkpoint, QuarantinedRecord, RawRecord, SourceLease
+
+
+def content_hash(payload: Any) -> str:
+    """SHA-256 of the canonical JSON of a payload."""
+    text = json.dumps(
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- Checkpoints --------------------------------------------------------------------------------
+
+
+def checkpoint_get(*, source: str) -> dict:
+    cursor = Checkpoint.objects.filter(source=source).values_list("cursor", flat=True).first()
+    return cursor or {}
+
+
+def checkpoint_advance(*, source: str, cursor: dict, run_id: uuid.UUID | None) -> None:
+    """Store the cursor after a page. Call inside the page's transaction."""
+    updated = Checkpoint.objects.filter(source=source).update(
+        cursor=cursor, run_id=run_id, updated_at=timezone.now()
+    )
+    if not updated:
+        Checkpoint.objects.create(source=source, cursor=cursor, run_id=run_id)
+
+
+def checkpoint_set(*, source: str, cursor: dict) -> None:
+    """Operator action: rewind or reset (an empty cursor starts from scratch)."""
+    checkpoint_advance(source=source, cursor=cursor, run_id=None)
+
+
+# --- Leases -------------------------------------------------------------------------------------
+
+
+def lease_acquire(*, source: str, holder: uuid.UUID, seconds: int) -> bool:
+    """Take the source's lease if it is free or expired. Atomic on PostgreSQL and SQLite."""
+    try:
+        with transaction.atomic():
+            SourceLease.objects.get_or_create(source=source)
+    except IntegrityError:
+        pass  # created concurrently by another worker
+    now = timezone.now()
+    taken = (
+        SourceLease.objects.filter(source=source)
+        .filter(holder__isnull=True)
+        .update(holder=holder, expires_at=now + dt.timedelta(seconds=seconds))
+    )
+    if taken:
+        return True
+    return bool(
+        SourceLease.objects.filter(source=source, expires_at__lt=Now()).update(
+            holder=holder, expires_at=now + dt.timedelta(seconds=seconds)
+        )
+    )
+
+
+def lease_renew(*, source: str, holder: uuid.UUID, seconds: int) -> None:
+    """Extend our lease; raise LeaseLostError if another run holds it now (fencing: called in
+    the page transaction, so a run that lost its lease cannot commit a page)."""
+    renewed = SourceLease.objects.filter(source=source, holder=holder).update(
+        expires_at=timezone.now() + dt.timedelta(seconds=seconds)
+    )
+    if not renewed:
+        raise LeaseLostError(f"lost the lease on {source}: another run took over")
+
+
+def lease_release(*, source: str, holder: uuid.UUID) -> None:
+    SourceLease.objects.filter(source=source, holder=holder).update(holder=None, expires_at=None)
+
+
+# --- Raw records and quarantine -----------------------------------------------------------------
+
+
+def raw_record_store(
+    *, source: str, payload: Any, item_count: int, page_ref: str, run_id: uuid.UUID
+) -> RawRecord:
+    """Keep a page's payload once per distinct content; return the stored row."""
+    digest = content_hash(payload)
+    existing = RawRecord.objects.filter(source=source, content_hash=digest).first()
+    if existing is not None:
+        return existing
+    return RawRecord.objects.create(
+        source=source,
+        content_hash=digest,
+        payload=payload,
+        item_count=item_count,
+        page_ref=page_ref[:500],
+        run_id=run_id,
+        fetched_at=timezone.now(),
+    )
+
+
+def quarantine_add(
+    *,
+    source: str,
+    run_id: uuid.UUID,
+    raw_record_id: int | None,
+    entries: list[tuple[Any, str, str]],
+) -> int:
+    """Quarantine (payload, reason_code, reason) entries; the same item again bumps its count."""
+    if not entries:
+        return 0
+    now = timezone.now()
+    rows: dict[str, QuarantinedRecord] = {}
+    for payload, code, reason in entries:
+        digest = content_hash(payload)
+        rows[digest] = QuarantinedRecord(
+            source=source,
+            run_id=run_id,
+            raw_record_id=raw_record_id,
+            item_hash=digest,
+            payload=payload,
+            reason_code=code[:50],
+            reason=reason,
+            created_at=now,
+            last_seen_at=now,
+        )
+    seen = set(
+        QuarantinedRecord.objects.filter(source=source, item_hash__in=list(rows)).values_list(
+            "item_hash", flat=True
+        )
+    )
+    QuarantinedRecord.objects.bulk_create([r for h, r in rows.items() if h not in seen])
+    if seen:
+        QuarantinedRecord.objects.filter(source=source, item_hash__in=seen).update(
+            occurrences=F("occurrences") + 1, last_seen_at=now
+        )
+    return len(entries)

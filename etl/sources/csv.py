@@ -1,0 +1,323 @@
+"""CSV drops: every `*.csv` in `CSV_DROP_DIR`, read incrementally and resumably.
+
+Per file the cursor keeps the absolute byte offset and row number after the last committed
+page, plus the SHA-256 of the file's bytes up to that offset. On the next run, a file whose
+prefix still hashes the same is read from that offset: an appended file yields only its new
+rows, a half-read file resumes at its row. A file whose prefix changed is read from the start.
+
+Column names and value formats vary (`price`/`price_usd`/`usd_price`, `$87,000`, `1.7T`,
+`;` delimiters, a UTF-8 BOM); they are mapped through the aliases of the schema below.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from django.conf import settings
+
+from etl.exceptions import ItemError, SourceConfigError
+from etl.parsing import clean_text, parse_decimal, parse_int, parse_timestamp
+from etl.sources.base import Field, MarketItem, Page, Source
+
+BOM = b"\xef\xbb\xbf"
+
+SCHEMA = (
+    Field("coin_id", "string", aliases=("id", "coingecko_id", "cg_id", "asset_id", "slug")),
+    Field("symbol", "string", aliases=("ticker", "sym", "code")),
+    Field("name", "string", aliases=("coin_name", "coin", "asset", "asset_name")),
+    Field(
+        "price_usd",
+        "number",
+        required=True,
+        aliases=("price", "usd_price", "current_price", "price_in_usd", "usd", "last_price"),
+    ),
+    Field(
+        "market_cap",
+        "number",
+        aliases=("cap", "marketcap", "mkt_cap", "market_cap_usd", "mcap", "market_capitalization"),
+    ),
+    Field(
+        "volume_24h",
+        "number",
+        aliases=("volume", "total_volume", "vol_24h", "24h_volume", "volume_usd", "volume_24h_usd"),
+    ),
+    Field(
+        "price_change_24h",
+        "number",
+        aliases=(
+            "change_24h",
+            "pct_change_24h",
+            "price_change_percentage_24h",
+            "24h_change",
+            "change_24h_pct",
+            "percent_change_24h",
+        ),
+    ),
+    Field("market_cap_rank", "integer", aliases=("rank", "cmc_rank")),
+    Field(
+        "observed_at",
+        "timestamp",
+        aliases=("timestamp", "last_updated", "time", "date", "datetime", "updated_at", "as_of"),
+    ),
+)
+
+_ALIASES = {alias: f.name for f in SCHEMA for alias in (f.name, *f.aliases)}
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+def normalize_header(name: str) -> str:
+    """'Price (USD)' -> 'price_usd', '\\ufeffcoin_id' -> 'coin_id'."""
+    return _NON_ALNUM.sub("_", name.replace("\ufeff", "").strip().lower()).strip("_")
+
+
+@lru_cache(maxsize=256)
+def column_map(header: tuple[str, ...]) -> dict[str, int]:
+    """Canonical field name -> column index, for the first column that maps to each field."""
+    mapping: dict[str, int] = {}
+    for index, column in enumerate(header):
+        canonical = _ALIASES.get(normalize_header(column))
+        if canonical and canonical not in mapping:
+            mapping[canonical] = index
+    return mapping
+
+
+def _decode(line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        # Spreadsheet exports are often Windows-1252; never lose a row over its encoding.
+        return line.decode("cp1252", errors="replace")
+
+
+def _sniff_delimiter(header_line: str) -> str:
+    counts = {d: header_line.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def _prefix_hasher(fh: BinaryIO, length: int):
+    hasher = hashlib.sha256()
+    remaining = length
+    while remaining > 0:
+        chunk = fh.read(min(1 << 20, remaining))
+        if not chunk:
+            break
+        hasher.update(chunk)
+        remaining -= len(chunk)
+    return hasher, length - remaining
+
+
+class CsvSource(Source):
+    name = "csv"
+    kind = "market"
+    schema = SCHEMA
+    key_fields = ("coin_id", "symbol", "name")
+    cursor_field = "observed_at"
+
+    def __init__(self, *, drop_dir: Path | str | None = None, page_rows: int | None = None):
+        self.drop_dir = Path(drop_dir or settings.CSV_DROP_DIR)
+        self.page_rows = max(1, page_rows or settings.CSV_PAGE_ROWS)
+
+    def fetch(self, cursor: dict) -> Iterator[Page]:
+        if not self.drop_dir.is_dir():
+            raise SourceConfigError(
+                f"CSV_DROP_DIR does not exist or is not a folder: {self.drop_dir}"
+            )
+        files: dict = dict(cursor.get("files") or {})
+        for path in sorted(self.drop_dir.glob("*.csv")):
+            for page in self._read(path, files):
+                if not page.error:
+                    files = page.cursor["files"]
+                yield page
+
+    def _read(self, path: Path, files: dict) -> Iterator[Page]:
+        name = path.name
+        stat = path.stat()
+        mtime = dt.datetime.fromtimestamp(int(stat.st_mtime), tz=dt.UTC).isoformat()
+        state = files.get(name)
+        with path.open("rb") as fh:
+            hasher = None
+            if state and stat.st_size >= state["offset"]:
+                hasher, read = _prefix_hasher(fh, state["offset"])
+                if read != state["offset"] or hasher.hexdigest() != state["sha256"]:
+                    hasher = None  # rewritten, not appended: start again
+            if hasher is not None:
+                if stat.st_size == state["offset"]:
+                    return  # nothing new since the last committed row
+                offset, row = state["offset"], state["row"]
+                header, delimiter = state["header"], state["delimiter"]
+            else:
+                fh.seek(0)
+                hasher = hashlib.sha256()
+                offset, row = 0, 0
+                header_bytes = b"\n"
+                while header_bytes and not header_bytes.strip():  # skip leading blank lines
+                    header_bytes = fh.readline()
+                    hasher.update(header_bytes)
+                    offset += len(header_bytes)
+                text = _decode(header_bytes.removeprefix(BOM)).strip("\r\n")
+                if not text.strip():
+                    yield self._error_page(name, files, f"{name}: empty file (no header row)")
+                    return
+                delimiter = _sniff_delimiter(text)
+                header = next(csv.reader([text], delimiter=delimiter))
+                problem = self._header_problem(header)
+                if problem:
+                    yield self._error_page(name, files, f"{name}: {problem}")
+                    return
+
+            consumed = offset
+
+            def lines() -> Iterator[str]:
+                nonlocal consumed
+                for raw_line in fh:
+                    consumed += len(raw_line)
+                    hasher.update(raw_line)
+                    yield _decode(raw_line)
+
+            reader = csv.reader(lines(), delimiter=delimiter)
+            rows: list[list[str]] = []
+            first_row = row + 1
+            for values in reader:
+                if not values or (len(values) == 1 and not values[0].strip()):
+                    continue
+                row += 1
+                rows.append(values)
+                if len(rows) >= self.page_rows:
+                    yield self._page(
+                        name,
+                        files,
+                        rows,
+                        first_row,
+                        header,
+                        delimiter,
+                        mtime,
+                        consumed,
+                        row,
+                        hasher,
+                    )
+                    rows, first_row = [], row + 1
+            if rows or consumed > offset:
+                yield self._page(
+                    name, files, rows, first_row, header, delimiter, mtime, consumed, row, hasher
+                )
+
+    def _page(self, name, files, rows, first_row, header, delimiter, mtime, offset, row, hasher):
+        state = {
+            "offset": offset,
+            "row": row,
+            "sha256": hasher.hexdigest(),
+            "header": header,
+            "delimiter": delimiter,
+        }
+        return Page(
+            ref=f"{name} rows {first_row}-{row}" if rows else f"{name} (no new rows)",
+            items=[
+                {
+                    "file": name,
+                    "row": first_row + i,
+                    "header": header,
+                    "values": values,
+                    "mtime": mtime,
+                }
+                for i, values in enumerate(rows)
+            ],
+            cursor={"files": {**files, name: state}},
+            raw={
+                "file": name,
+                "header": header,
+                "first_row": first_row,
+                "mtime": mtime,
+                "rows": rows,
+            },
+        )
+
+    @staticmethod
+    def _error_page(name: str, files: dict, message: str) -> Page:
+        return Page(ref=name, items=[], cursor={"files": files}, error=message)
+
+    @staticmethod
+    def _header_problem(header: list[str]) -> str:
+        columns = column_map(tuple(header))
+        if "price_usd" not in columns:
+            return f"no price column among {header!r}"
+        if "coin_id" not in columns and "symbol" not in columns:
+            return f"no coin id or symbol column among {header!r}"
+        return ""
+
+    def items_from_raw(self, payload: Any) -> list[Any]:
+        return [
+            {
+                "file": payload["file"],
+                "row": payload["first_row"] + i,
+                "header": payload["header"],
+                "values": values,
+                "mtime": payload["mtime"],
+            }
+            for i, values in enumerate(payload["rows"])
+        ]
+
+    def normalize(self, item: Any) -> MarketItem:
+        try:
+            header, values = item["header"], item["values"]
+            columns = column_map(tuple(header))
+        except (KeyError, TypeError):
+            raise ItemError("malformed", "not a CSV row item") from None
+        if len(values) < len(header) or any(v.strip() for v in values[len(header) :]):
+            raise ItemError(
+                "malformed_row",
+                f"row {item.get('row')} has {len(values)} fields, the header has {len(header)}",
+            )
+
+        def get(field: str) -> str | None:
+            index = columns.get(field)
+            return None if index is None else values[index]
+
+        try:
+            coin_id = clean_text(get("coin_id")).lower()
+            symbol = clean_text(get("symbol"), max_length=50).upper()
+            name = clean_text(get("name"), max_length=200)
+            price = parse_decimal(get("price_usd"))
+            market_cap = parse_decimal(get("market_cap"))
+            volume = parse_decimal(get("volume_24h"))
+            change = parse_decimal(get("price_change_24h"))
+            rank = parse_int(get("market_cap_rank"))
+            if "observed_at" in columns:
+                observed_at = parse_timestamp(get("observed_at"))
+                if observed_at is None:
+                    raise ItemError("missing_field", "blank timestamp")
+            else:
+                # A drop without timestamps is a snapshot taken when the file was written.
+                observed_at = parse_timestamp(item["mtime"])
+        except ValueError as exc:
+            if isinstance(exc, ItemError):
+                raise
+            raise ItemError("invalid_value", str(exc)) from None
+        if price is None:
+            raise ItemError("missing_field", "blank price")
+        if not coin_id and not symbol:
+            raise ItemError("missing_key", "row has neither a coin id nor a symbol")
+        return MarketItem(
+            source_key=coin_id or f"{symbol.lower()}|{name.lower()}",
+            coingecko_id=coin_id or None,
+            symbol=symbol,
+            name=name,
+            observed_at=observed_at,
+            price_usd=price,
+            market_cap=market_cap,
+            volume_24h=volume,
+            price_change_24h=change,
+            market_cap_rank=rank,
+        )
+
+    @classmethod
+    def describe_cursor(cls, cursor: dict) -> str:
+        files = cursor.get("files") or {}
+        return ", ".join(f"{n}: row {s['row']}" for n, s in sorted(files.items())) or "start"

@@ -1,0 +1,1 @@
+"""API keys for REST clients: stored hashed, revocable, optionally expiring."""

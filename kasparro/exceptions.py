@@ -1,0 +1,71 @@
+"""Domain exceptions and the one handler that turns every API error into the same JSON shape:
+
+{"error": {"status": 400, "code": "invalid", "message": "...", "details": {...}},
+ "request_id": "..."}
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
+from django.http import Http404
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from kasparro.errors import ApplicationError, NotFoundError
+from kasparro.request_id import get_request_id
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ApplicationError", "NotFoundError", "api_exception_handler", "error_body"]
+
+
+def error_body(status_code: int, code: str, message: str, details: dict | None = None) -> dict:
+    body = {"error": {"status": status_code, "code": code, "message": message}}
+    if details:
+        body["error"]["details"] = details
+    body["request_id"] = get_request_id()
+    return body
+
+
+def _message_of(detail) -> str:
+    if isinstance(detail, dict):
+        field, value = next(iter(detail.items()), ("", ""))
+        return f"{field}: {_message_of(value)}" if field else "Invalid request."
+    if isinstance(detail, list):
+        return _message_of(detail[0]) if detail else "Invalid request."
+    return str(detail)
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, ApplicationError):
+        return Response(
+            error_body(exc.status_code, exc.code, exc.message, exc.details), status=exc.status_code
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, DatabaseError):
+        logger.exception("database unavailable")
+        return Response(
+            error_body(503, "database_unavailable", "The database is unavailable; try again."),
+            status=503,
+        )
+
+    response = exception_handler(exc, context)
+    if response is None:
+        logger.exception("unhandled API error", exc_info=exc)
+        return Response(error_body(500, "server_error", "Internal server error."), status=500)
+
+    detail = getattr(exc, "detail", response.data)
+    details = detail if isinstance(detail, dict) else None
+    code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+    if not isinstance(code, str):
+        code = "invalid"
+    body = error_body(response.status_code, code, _message_of(detail), details)
+    response.data = body
+    return response

@@ -1,0 +1,109 @@
+"""`GET /health`: database, broker, and each source's freshness against its schedule.
+
+Database down -> unhealthy (503). Broker down or a source stale (no usable run for two
+schedule intervals) -> degraded (200, so a load balancer keeps serving reads). Else healthy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from etl.sources import source_names
+from kasparro.request_id import get_request_id
+from runs.selectors import runs_last_per_source
+
+
+def database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            return cursor.fetchone() == (1,)
+    except DatabaseError:
+        return False
+
+
+def broker_ok() -> bool:
+    url = settings.CELERY_BROKER_URL
+    if url.startswith("filesystem://"):
+        folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        return folder.is_dir() and os.access(folder, os.W_OK)
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        return bool(client.ping())
+    except Exception:  # any failure to reach it means "down", reported, not raised
+        return False
+
+
+def schedule_intervals() -> dict[str, float]:
+    """Seconds between scheduled runs per source, from the beat schedule operators edit."""
+    from django_celery_beat.models import PeriodicTask
+
+    from etl.services.schedules import schedule_name
+
+    default = settings.ETL_SCHEDULE_MINUTES * 60.0
+    names = {schedule_name(s): s for s in source_names()}
+    intervals = {s: default for s in source_names()}
+    for task in PeriodicTask.objects.filter(name__in=names, enabled=True).select_related(
+        "interval"
+    ):
+        if task.interval is not None:
+            intervals[names[task.name]] = task.interval.schedule.run_every.total_seconds()
+    return intervals
+
+
+@require_GET
+def health(request):
+    now = timezone.now()
+    body: dict = {"status": "healthy", "database_connected": database_ok()}
+    body["broker_connected"] = broker_ok()
+    reasons: list[str] = []
+    etl_status: dict = {}
+    if not body["database_connected"]:
+        reasons.append("database unreachable")
+    else:
+        try:
+            intervals = schedule_intervals()
+            for source, info in runs_last_per_source(sources=source_names()).items():
+                run = info["last_run"]
+                staleness = info["staleness_seconds"]
+                stale = staleness is None or staleness > 2 * intervals[source]
+                etl_status[source] = {
+                    "last_run_status": run.status if run else None,
+                    "last_run_at": run.started_at.isoformat() if run else None,
+                    "last_success_at": info["last_success_at"].isoformat()
+                    if info["last_success_at"]
+                    else None,
+                    "staleness_seconds": round(staleness, 1) if staleness is not None else None,
+                    "schedule_seconds": intervals[source],
+                    "stale": stale,
+                }
+                if stale:
+                    reasons.append(
+                        f"{source}: no data yet"
+                        if staleness is None
+                        else f"{source}: stale ({staleness:.0f}s old)"
+                    )
+        except DatabaseError:
+            body["database_connected"] = False
+            reasons.append("database unreachable")
+    if not body["broker_connected"]:
+        reasons.append("broker unreachable")
+
+    if not body["database_connected"]:
+        body["status"] = "unhealthy"
+    elif reasons:
+        body["status"] = "degraded"
+    body["etl_status"] = etl_status
+    body["reasons"] = reasons
+    body["timestamp"] = now.isoformat()
+    body["request_id"] = get_request_id()
+    return JsonResponse(body, status=503 if body["status"] == "unhealthy" else 200)

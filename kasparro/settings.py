@@ -1,0 +1,242 @@
+"""Django settings: every knob comes from the environment (django-environ).
+
+With nothing set, the project runs zero-config: SQLite, a filesystem Celery broker, local-memory
+cache. `DATABASE_URL` and `REDIS_URL` switch to PostgreSQL and Redis. `.env.example` lists every
+variable; a `.env` file is read only when `DJANGO_READ_DOT_ENV=1`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from kasparro.bootstrap_secret import local_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if env.bool("DJANGO_READ_DOT_ENV", default=False):
+    env.read_env(str(BASE_DIR / ".env"))
+
+TESTING = "pytest" in sys.modules or env.bool("KASPARRO_TESTING", default=False)
+
+# Where zero-config mode keeps its state (SQLite file, filesystem broker); never committed.
+STATE_DIR = Path(env("KASPARRO_STATE_DIR", default=str(BASE_DIR / ".state")))
+
+# Zero-config mode: no DATABASE_URL, so SQLite in STATE_DIR and no services needed.
+ZERO_CONFIG = not env("DATABASE_URL", default="")
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if TESTING or DEBUG:
+        SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105
+    elif ZERO_CONFIG:
+        SECRET_KEY = local_secret_key(STATE_DIR / "secret_key")
+    else:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set (DATABASE_URL is, so this is a deployment)."
+        )
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_celery_beat",
+    "django_celery_results",
+    "kasparro.apikeys",
+    "crypto",
+    "runs",
+    "etl",
+]
+
+MIDDLEWARE = [
+    "kasparro.request_id.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "kasparro.urls"
+WSGI_APPLICATION = "kasparro.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{STATE_DIR / 'kasparro.sqlite3'}"),
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat share one file: WAL lets readers run beside the writer, IMMEDIATE
+    # transactions take the write lock up front instead of failing on upgrade.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not memory, so subprocesses started by tests (CLI, worker) see the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(STATE_DIR / "test.sqlite3")}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+else:
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis, cache, Celery ---------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL", default="")
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="kasparro"),
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _broker_dir = STATE_DIR / "broker"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    # Longer than any task's time limit plus retry countdown, so a task is never redelivered
+    # to a second worker while the first still holds it.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 3600}
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- Auth, i18n, static -----------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG or TESTING or ZERO_CONFIG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+# Zero-config serves static files straight from the apps, no collectstatic step needed.
+WHITENOISE_USE_FINDERS = DEBUG or TESTING or ZERO_CONFIG
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["kasparro.apikeys.authentication.APIKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "kasparro.exceptions.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Sources ----------------------------------------------------------------------------------
+COINGECKO_BASE_URL = env("COINGECKO_BASE_URL", default="https://api.coingecko.com/api/v3")
+COINGECKO_API_KEY = env("COINGECKO_API_KEY", default="")
+COINGECKO_PAGES = env.int("COINGECKO_PAGES", default=1)
+COINGECKO_PER_PAGE = env.int("COINGECKO_PER_PAGE", default=250)
+COINGECKO_RATE_LIMIT = env.int("COINGECKO_RATE_LIMIT", default=30)  # requests per minute
+
+RSS_FEED_URLS = env.list(
+    "RSS_FEED_URLS",
+    default=[
+        "https://www.coindesk.com/arc/outboundfeeds/rss/",
+        "https://cointelegraph.com/rss",
+        "https://decrypt.co/feed",
+    ],
+)
+RSS_RATE_LIMIT = env.int("RSS_RATE_LIMIT", default=60)  # requests per minute, per feed host
+
+CSV_DROP_DIR = Path(env("CSV_DROP_DIR", default=str(BASE_DIR / "data" / "csv_drop")))
+CSV_PAGE_ROWS = env.int("CSV_PAGE_ROWS", default=5000)
+
+# HTTP client (all sources)
+ETL_HTTP_CONNECT_TIMEOUT = env.float("ETL_HTTP_CONNECT_TIMEOUT", default=5.0)
+ETL_HTTP_READ_TIMEOUT = env.float("ETL_HTTP_READ_TIMEOUT", default=30.0)
+ETL_HTTP_MAX_RETRIES = env.int("ETL_HTTP_MAX_RETRIES", default=4)
+ETL_HTTP_BACKOFF_BASE = env.float("ETL_HTTP_BACKOFF_BASE", default=1.0)
+ETL_HTTP_BACKOFF_CAP = env.float("ETL_HTTP_BACKOFF_CAP", default=60.0)
+
+# Pipeline
+ETL_LEASE_SECONDS = env.int("ETL_LEASE_SECONDS", default=30 * 60)
+ETL_SCHEDULE_MINUTES = env.int("ETL_SCHEDULE_MINUTES", default=60)
+ETL_READ_AHEAD_PAGES = env.int("ETL_READ_AHEAD_PAGES", default=1)
+ETL_FAULTS = env("ETL_FAULTS", default="")
+ETL_FAULTS_ALLOWED = env.bool("ETL_FAULTS_ALLOWED", default=DEBUG or TESTING)
+ETL_FUZZY_MIN_SCORE = env.int("ETL_FUZZY_MIN_SCORE", default=88)
+
+# --- Logging ----------------------------------------------------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "console": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "console"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "urllib3": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,72 @@
+"""What happened: one Run row per attempt to ingest a source."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class Run(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCESS = "success", "Success"
+        PARTIAL = "partial", "Partial"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    class Trigger(models.TextChoices):
+        BEAT = "beat", "Schedule"
+        MANUAL = "manual", "Manual"
+        RETRY = "retry", "Retry"
+        CLI = "cli", "Command line"
+        REPLAY = "replay", "Replay"
+
+    FINISHED = (Status.SUCCESS, Status.PARTIAL, Status.FAILED, Status.SKIPPED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    source = models.CharField(max_length=50)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    task_id = models.CharField(max_length=255, blank=True)
+    host = models.CharField(max_length=255, blank=True, help_text="hostname:pid of the worker")
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    pages = models.PositiveIntegerField(default=0)
+    items_fetched = models.PositiveIntegerField(default=0)
+    items_inserted = models.PositiveIntegerField(default=0)
+    items_updated = models.PositiveIntegerField(default=0)
+    items_unchanged = models.PositiveIntegerField(default=0)
+    items_quarantined = models.PositiveIntegerField(default=0)
+
+    error_class = models.CharField(max_length=200, blank=True)
+    error_message = models.TextField(blank=True)
+    checkpoint_before = models.JSONField(null=True, blank=True)
+    checkpoint_after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(fields=["source", "-started_at"], name="run_source_started_idx"),
+            models.Index(fields=["status", "-started_at"], name="run_status_started_idx"),
+            models.Index(fields=["-started_at"], name="run_started_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.status} {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
