@@ -94,20 +94,24 @@ def _read_ahead(iterator: Iterator[PreparedPage], depth: int) -> Iterator[Prepar
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(value: object) -> bool:
+        """Hand a value to the consumer unless it has gone away."""
+        while not stop.is_set():
+            try:
+                buffer.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for prepared in iterator:
-                while not stop.is_set():
-                    try:
-                        buffer.put(prepared, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(prepared):
                     return
-            buffer.put(_DONE)
+            put(_DONE)
         except BaseException as exc:
-            buffer.put(exc)
+            put(exc)
         finally:
             iterator.close()
 
