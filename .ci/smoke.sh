@@ -27,7 +27,7 @@ stack=$!
 
 finish() {
   kill -TERM -- "-$stack" 2>/dev/null || true
-  for _ in $(seq 30); do kill -0 "$stack" 2>/dev/null || break; sleep 0.5; done
+  for _ in $(seq 60); do kill -0 "$stack" 2>/dev/null || break; sleep 0.5; done
   kill -KILL -- "-$stack" 2>/dev/null || true
   kill "$upstream" 2>/dev/null || true
   rm -rf "$tmp"

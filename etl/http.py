@@ -9,6 +9,7 @@ import email.utils
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -88,7 +89,7 @@ class HttpClient:
                     url, params=params, headers=headers, timeout=self.timeout
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
-                last_problem = f"{type(exc).__name__}: {_short(exc)}"
+                last_problem = f"{type(exc).__name__} ({_cause(exc)})"
             else:
                 status = response.status_code
                 if status < 300 or status == 304:
@@ -120,7 +121,7 @@ class HttpClient:
             )
             self.sleep(wait)
         raise TransientUpstreamError(
-            f"GET {where}: {last_problem} after {self.max_retries + 1} attempts"
+            f"GET {where} failed after {self.max_retries + 1} attempts: {last_problem}"
         )
 
     def _permanent_message(self, where: str, response: requests.Response) -> str:
@@ -146,6 +147,13 @@ def decode_json(response: requests.Response, where: str) -> object:
         raise UpstreamError(f"GET {where}: invalid or truncated JSON ({exc})") from None
 
 
-def _short(exc: Exception) -> str:
+_ROOT_CAUSE = re.compile(r"(Failed to resolve '[^']*'|\[Errno -?\d+\] [^'\")]*|Read timed out)")
+
+
+def _cause(exc: Exception) -> str:
+    """The root cause in a few words ('[Errno 111] Connection refused'), not urllib3's essay."""
     text = str(exc)
+    match = _ROOT_CAUSE.search(text)
+    if match:
+        return match.group(1).strip(" .")
     return text if len(text) <= 200 else text[:200] + "…"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 from django.db import models
 
 
@@ -14,7 +16,10 @@ class RawRecord(models.Model):
 
     source = models.CharField(max_length=50)
     content_hash = models.CharField(max_length=64)
-    payload = models.JSONField()
+    payload = models.JSONField(help_text="The page's items, or metadata when it has a body.")
+    body = models.BinaryField(
+        null=True, blank=True, help_text="Bulk text of the page (CSV lines), zlib-compressed."
+    )
     item_count = models.PositiveIntegerField()
     page_ref = models.CharField(max_length=500, blank=True, help_text="Page, feed or file span.")
     run = models.ForeignKey("runs.Run", on_delete=models.PROTECT, related_name="raw_records")
@@ -30,6 +35,10 @@ class RawRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.page_ref} {self.content_hash[:12]}"
+
+    @property
+    def body_text(self) -> str | None:
+        return None if self.body is None else zlib.decompress(bytes(self.body)).decode()
 
 
 class Checkpoint(models.Model):

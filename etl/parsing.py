@@ -24,9 +24,9 @@ _SUFFIXES = {
     "t": Decimal(10) ** 12,
 }
 _HUMAN_NUMBER = re.compile(
-    r"""^(?P<sign>[-+]?)\s*(?:US)?\$?\s*(?P<sign2>[-+]?)
-        (?P<num>\d[\d,.\s']*|\.\d+)\s*
-        (?P<suffix>k|m|b|bn|t)?\s*
+    r"""^(?P<sign>[-+]?)(?:US)?\$?(?P<sign2>[-+]?)
+        (?P<num>\d[\d,.']*|\.\d+)
+        (?P<suffix>k|m|b|bn|t)?
         (?:usd|us\$|\$)?$""",
     re.IGNORECASE | re.VERBOSE,
 )
@@ -35,7 +35,7 @@ _HUMAN_NUMBER = re.compile(
 def _check_range(value: Decimal, raw: object) -> Decimal:
     if not value.is_finite():
         raise ValueError(f"not a finite number: {raw!r}")
-    if abs(value) >= MAX_ABS_VALUE:
+    if value.copy_abs() >= MAX_ABS_VALUE:
         raise ValueError(f"number out of range: {raw!r}")
     return value
 
@@ -76,10 +76,13 @@ def parse_decimal(value: object) -> Decimal | None:
         raise ValueError(f"expected a number, got {type(value).__name__}: {value!r}")
     text = value.strip()
     if _PLAIN_NUMBER.fullmatch(text):
-        return _check_range(Decimal(text), value)
+        try:
+            return _check_range(Decimal(text), value)
+        except InvalidOperation:
+            raise ValueError(f"number out of range: {value!r}") from None
     if text.lower() in _BLANKS:
         return None
-    match = _HUMAN_NUMBER.match(text)
+    match = _HUMAN_NUMBER.match("".join(text.split()))
     if not match:
         raise ValueError(f"not a number: {value!r}")
     negative = "-" in (match["sign"] + match["sign2"])
@@ -123,7 +126,10 @@ def parse_timestamp(value: object) -> dt.datetime | None:
         parsed = _parse_loose(text, value)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp out of range: {value!r}") from None
 
 
 def _parse_loose(text: str, raw: object) -> dt.datetime:
@@ -142,6 +148,8 @@ def _parse_loose(text: str, raw: object) -> dt.datetime:
 
 
 def _from_epoch(number: float) -> dt.datetime:
+    if isinstance(number, int) and number > 10**15:
+        raise ValueError(f"epoch timestamp out of range: {number!r}")
     if not math.isfinite(number) or number < 0:
         raise ValueError(f"not a valid epoch timestamp: {number!r}")
     if number > 1e11:  # milliseconds

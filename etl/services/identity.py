@@ -2,8 +2,11 @@
 
 Rules, in order:
 1. A (source, key) seen before resolves through its SourceAsset row.
-2. A CoinGecko id (CoinGecko itself, or a CSV `coin_id`) is authoritative: the asset with that
-   slug, created if new. A row whose symbol contradicts the asset it names is quarantined.
+2. A CoinGecko id (CoinGecko itself, or a CSV `coin_id`) names the asset with that slug. A row
+   whose symbol contradicts the asset it names is quarantined. An id not seen before is
+   created as a new asset by CoinGecko; from other sources it first looks for a coin we know
+   by symbol and name (never two assets for one coin), and becomes a new asset only when the
+   evidence says it is a different coin.
 3. Otherwise symbol plus fuzzy name (thefuzz) among the assets that carry the symbol. A clear
    winner is taken with its score as confidence; no candidate, a missing name, a weak match or
    two close candidates send the row to quarantine. A symbol alone never decides.
@@ -55,33 +58,39 @@ class IdentityResolver:
         self.min_score = settings.ETL_FUZZY_MIN_SCORE if min_score is None else min_score
         self.cache: dict[str, int] = {}
 
+    def resolve_keys(self, items: list[MarketItem]) -> tuple[dict[str, int], dict[str, ItemError]]:
+        """Resolve the distinct source keys of `items`: (key -> asset id, key -> error)."""
+        first: dict[str, MarketItem] = {}
+        for item in items:
+            if item.source_key not in first:
+                first[item.source_key] = item
+        cache = self.cache
+        unknown = [key for key in first if key not in cache]
+        errors: dict[str, ItemError] = {}
+        if unknown:
+            self._load_known(set(unknown))
+            pending = [first[key] for key in unknown if key not in cache]
+            errors.update(self._resolve_by_id([i for i in pending if i.coingecko_id]))
+            errors.update(self._resolve_by_symbol([i for i in pending if not i.coingecko_id]))
+            for item in pending:
+                if item.source_key not in cache and item.source_key not in errors:
+                    errors[item.source_key] = ItemError(
+                        "unresolved_identity", f"could not resolve {item.source_key!r}"
+                    )
+        return {key: cache[key] for key in first if key in cache}, errors
+
     def resolve(
         self, items: list[MarketItem]
     ) -> tuple[list[tuple[int, MarketItem]], list[tuple[MarketItem, ItemError]]]:
         """Split items into (asset_id, item) pairs and (item, error) pairs."""
-        self._load_known({i.source_key for i in items} - self.cache.keys())
-        pending = [i for i in items if i.source_key not in self.cache]
-        errors: dict[str, ItemError] = {}
-        if pending:
-            by_id = [i for i in pending if i.coingecko_id]
-            by_name = [i for i in pending if not i.coingecko_id]
-            errors.update(self._resolve_by_id(by_id))
-            errors.update(self._resolve_by_symbol(by_name))
+        asset_ids, errors = self.resolve_keys(items)
         resolved, failed = [], []
         for item in items:
-            asset_id = self.cache.get(item.source_key)
+            asset_id = asset_ids.get(item.source_key)
             if asset_id is not None:
                 resolved.append((asset_id, item))
             else:
-                failed.append(
-                    (
-                        item,
-                        errors.get(item.source_key)
-                        or ItemError(
-                            "unresolved_identity", f"could not resolve {item.source_key!r}"
-                        ),
-                    )
-                )
+                failed.append((item, errors[item.source_key]))
         return resolved, failed
 
     def _load_known(self, keys: set[str]) -> None:
@@ -107,6 +116,27 @@ class IdentityResolver:
 
         assets = self._assets_by_slug(list(first))
         missing = [slug for slug in first if slug not in assets]
+        identities = []
+        if missing and not self.authoritative:
+            # An id CoinGecko has not shown us yet may still name a coin we know under another
+            # id: the same symbol and name is evidence enough. A clearly different coin (or
+            # no coin with that symbol) gets its own asset; a close call is quarantined.
+            candidates = self._assets_by_symbol({first[slug].symbol for slug in missing})
+            still_missing = []
+            for slug in missing:
+                item = first[slug]
+                asset, score, error = self._match(item, candidates.get(item.symbol, []))
+                if asset is not None:
+                    identities.append(
+                        self._identity(item, asset.pk, SourceAsset.Method.SYMBOL_NAME, score)
+                    )
+                    del first[slug]
+                elif error is not None and error.code == "ambiguous_identity":
+                    errors[item.source_key] = error
+                    del first[slug]
+                else:
+                    still_missing.append(slug)
+            missing = still_missing
         if missing:
             Asset.objects.bulk_create(
                 [Asset(slug=s, symbol=first[s].symbol, name=first[s].name or s) for s in missing],
@@ -122,7 +152,6 @@ class IdentityResolver:
             if self.authoritative
             else SourceAsset.Method.COINGECKO_ID
         )
-        identities = []
         for slug, item in first.items():
             asset = assets[slug]
             if (
@@ -161,55 +190,81 @@ class IdentityResolver:
         if changed:
             Asset.objects.bulk_update(changed, ["symbol", "name", "updated_at"])
 
+    @staticmethod
+    def _assets_by_symbol(symbols: set[str]) -> dict[str, list[Asset]]:
+        candidates: dict[str, list[Asset]] = defaultdict(list)
+        for chunk in _chunks(sorted(symbols)):
+            for asset in Asset.objects.filter(symbol__in=chunk).order_by("pk"):
+                candidates[asset.symbol].append(asset)
+        return candidates
+
+    def _match(
+        self, item: MarketItem, options: list[Asset]
+    ) -> tuple[Asset | None, int, ItemError | None]:
+        """The one asset among same-symbol `options` whose name clearly matches the item's."""
+        if not options:
+            return (
+                None,
+                0,
+                ItemError(
+                    "unknown_asset",
+                    f"no known asset has the symbol {item.symbol}; add a coin_id column or "
+                    f"ingest CoinGecko first",
+                ),
+            )
+        if not item.name:
+            return (
+                None,
+                0,
+                ItemError(
+                    "ambiguous_identity",
+                    f"row has the symbol {item.symbol} but no name; a symbol alone is not an "
+                    f"identity",
+                ),
+            )
+        scored = sorted(
+            ((name_score(item.name, a.name, a.slug), a) for a in options),
+            key=lambda pair: -pair[0],
+        )
+        best_score, best = scored[0]
+        runner_up = scored[1][0] if len(scored) > 1 else 0
+        if best_score < self.min_score:
+            return (
+                None,
+                best_score,
+                ItemError(
+                    "unresolved_identity",
+                    f"{item.symbol} {item.name!r}: best match {best.slug!r} scores only "
+                    f"{best_score} (< {self.min_score})",
+                ),
+            )
+        # An exact name is decisive; otherwise the winner must be clear.
+        if best_score - runner_up < MIN_MARGIN and not (best_score == 100 > runner_up):
+            return (
+                None,
+                best_score,
+                ItemError(
+                    "ambiguous_identity",
+                    f"{item.symbol} {item.name!r} matches {best.slug!r} ({best_score}) and "
+                    f"{scored[1][1].slug!r} ({runner_up}) almost equally",
+                ),
+            )
+        return best, best_score, None
+
     def _resolve_by_symbol(self, items: list[MarketItem]) -> dict[str, ItemError]:
         errors: dict[str, ItemError] = {}
         unique: dict[str, MarketItem] = {}
         for item in items:
             unique.setdefault(item.source_key, item)
-        symbols = sorted({i.symbol for i in unique.values()})
-        candidates: dict[str, list[Asset]] = defaultdict(list)
-        for chunk in _chunks(symbols):
-            for asset in Asset.objects.filter(symbol__in=chunk).order_by("pk"):
-                candidates[asset.symbol].append(asset)
-
+        candidates = self._assets_by_symbol({i.symbol for i in unique.values()})
         identities = []
         for key, item in unique.items():
-            options = candidates.get(item.symbol, [])
-            if not options:
-                errors[key] = ItemError(
-                    "unknown_asset",
-                    f"no known asset has the symbol {item.symbol}; add a coin_id column or "
-                    f"ingest CoinGecko first",
-                )
-                continue
-            if not item.name:
-                errors[key] = ItemError(
-                    "ambiguous_identity",
-                    f"row has the symbol {item.symbol} but no name; a symbol alone is not an "
-                    f"identity",
-                )
-                continue
-            scored = sorted(
-                ((name_score(item.name, a.name, a.slug), a) for a in options),
-                key=lambda pair: -pair[0],
-            )
-            best_score, best = scored[0]
-            runner_up = scored[1][0] if len(scored) > 1 else 0
-            if best_score < self.min_score:
-                errors[key] = ItemError(
-                    "unresolved_identity",
-                    f"{item.symbol} {item.name!r}: best match {best.slug!r} scores only "
-                    f"{best_score} (< {self.min_score})",
-                )
-            elif best_score - runner_up < MIN_MARGIN:
-                errors[key] = ItemError(
-                    "ambiguous_identity",
-                    f"{item.symbol} {item.name!r} matches {best.slug!r} ({best_score}) and "
-                    f"{scored[1][1].slug!r} ({runner_up}) almost equally",
-                )
+            asset, score, error = self._match(item, candidates.get(item.symbol, []))
+            if asset is None:
+                errors[key] = error
             else:
                 identities.append(
-                    self._identity(item, best.pk, SourceAsset.Method.SYMBOL_NAME, best_score)
+                    self._identity(item, asset.pk, SourceAsset.Method.SYMBOL_NAME, score)
                 )
         self._save_identities(identities)
         return errors

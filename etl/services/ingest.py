@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,11 +29,12 @@ from etl.exceptions import ItemError
 from etl.faults import FaultPlan
 from etl.models import SourceLease
 from etl.services.identity import IdentityResolver
-from etl.services.loaders import LoadResult, articles_upsert, quotes_upsert
+from etl.services.loaders import LoadResult, articles_upsert, copy_line_tail, quotes_upsert
 from etl.services.mentions import MentionMatcher
 from etl.services.state import (
     checkpoint_advance,
     checkpoint_get,
+    content_hash,
     lease_acquire,
     lease_release,
     lease_renew,
@@ -55,6 +57,9 @@ class PreparedPage:
     page: Page
     good: list[tuple[Any, Any]]  # (raw item, normalized item)
     bad: list[tuple[Any, str, str]]  # (raw item, reason code, reason)
+    raw_hash: str = ""
+    raw_body: bytes | None = None  # zlib-compressed
+    tails: list[str] = dataclasses.field(default_factory=list)  # market: COPY line tails
 
 
 def _prepare(source: Source, cursor: dict, plan: FaultPlan) -> Iterator[PreparedPage]:
@@ -71,16 +76,34 @@ def _prepare(source: Source, cursor: dict, plan: FaultPlan) -> Iterator[Prepared
             plan.check(source.name, "parse", number)
             plan.check(source.name, "normalize", number)
             good, bad = [], []
-            for item in page.items:
-                try:
-                    good.append((item, source.normalize(item)))
-                except ItemError as exc:
-                    bad.append((item, exc.code, exc.reason))
-                except Exception as exc:  # a normalizer bug must not lose the item
-                    bad.append((item, "normalize_error", f"{type(exc).__name__}: {exc}"))
-            yield PreparedPage(number, page, good, bad)
+            for item, result in _normalize_all(source, page.items):
+                if isinstance(result, ItemError):
+                    bad.append((item, result.code, result.reason))
+                else:
+                    good.append((item, result))
+            prepared = PreparedPage(number, page, good, bad)
+            if source.kind == "market":
+                prepared.tails = [copy_line_tail(item) for _, item in good]
+            if page.items:
+                prepared.raw_hash = content_hash(page.payload, page.raw_body)
+                if page.raw_body is not None:
+                    prepared.raw_body = zlib.compress(page.raw_body.encode(), 1)
+            yield prepared
     finally:
         pages.close()
+
+
+def _normalize_all(source: Source, items: list[Any]) -> Iterator[tuple[Any, Any]]:
+    """Every item comes out, normalized or with an error: a normalizer bug loses nothing."""
+    position = 0
+    while position < len(items):
+        try:
+            for item, result in source.normalize_many(items[position:]):
+                position += 1
+                yield item, result
+        except Exception as exc:
+            yield items[position], ItemError("normalize_error", f"{type(exc).__name__}: {exc}")
+            position += 1
 
 
 _DONE = object()
@@ -271,6 +294,8 @@ def _commit_page(
         raw = raw_record_store(
             source=name,
             payload=page.payload,
+            digest=prepared.raw_hash,
+            body=prepared.raw_body,
             item_count=len(page.items),
             page_ref=page.ref,
             run_id=run_id,
@@ -278,10 +303,16 @@ def _commit_page(
     bad = list(prepared.bad)
     plan.check(name, "load", prepared.number)
     if resolver is not None:
-        raw_of = {id(normalized): item for item, normalized in prepared.good}
-        resolved, failed = resolver.resolve([normalized for _, normalized in prepared.good])
-        bad.extend((raw_of[id(item)], err.code, err.reason) for item, err in failed)
-        result = quotes_upsert(source=name, rows=resolved)
+        asset_ids, errors = resolver.resolve_keys([item for _, item in prepared.good])
+        rows = []
+        for (raw_item, item), tail in zip(prepared.good, prepared.tails, strict=True):
+            asset_id = asset_ids.get(item.source_key)
+            if asset_id is None:
+                error = errors[item.source_key]
+                bad.append((raw_item, error.code, error.reason))
+            else:
+                rows.append((asset_id, item, tail))
+        result = quotes_upsert(source=name, rows=rows)
     else:
         result = articles_upsert(items=[n for _, n in prepared.good], matcher=matcher)
     quarantine_add(source=name, run_id=run_id, raw_record_id=raw.pk if raw else None, entries=bad)

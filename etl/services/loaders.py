@@ -29,22 +29,34 @@ class LoadResult:
     unchanged: int = 0
 
 
-def _dedupe_quotes(rows: list[tuple[int, MarketItem]]) -> dict[tuple[int, dt.datetime], MarketItem]:
-    """One row per (asset, time): the same coin twice in a page is not an error; last wins."""
-    unique: dict[tuple[int, dt.datetime], MarketItem] = {}
-    for asset_id, item in rows:
-        unique[(asset_id, item.observed_at)] = item
-    return unique
+def copy_line_tail(item: MarketItem) -> str:
+    """A quote's COPY line without its asset id: pure work, done ahead in the read-ahead
+    thread so the database thread only prepends the resolved id."""
+    f = _copy_field
+    return (
+        f"\t{item.observed_at.isoformat()}\t{f(item.price_usd)}\t{f(item.market_cap)}\t"
+        f"{f(item.volume_24h)}\t{f(item.price_change_24h)}\t{f(item.market_cap_rank)}\n"
+    )
 
 
-def quotes_upsert(*, source: str, rows: list[tuple[int, MarketItem]]) -> LoadResult:
+def _copy_field(value: object) -> str:
+    return "\\N" if value is None else str(value)
+
+
+QuoteRow = tuple[int, MarketItem, str]  # (asset id, item, COPY line tail)
+
+
+def quotes_upsert(*, source: str, rows: list[QuoteRow]) -> LoadResult:
+    """Upsert resolved quotes. The same coin twice in a page is not an error: last wins."""
     if not rows:
         return LoadResult()
-    unique = _dedupe_quotes(rows)
+    unique: dict[tuple[int, dt.datetime], QuoteRow] = {}
+    for row in rows:
+        unique[(row[0], row[1].observed_at)] = row
     if connection.vendor == "postgresql":
-        result = _quotes_upsert_postgres(source, unique)
+        result = _quotes_upsert_postgres(source, list(unique.values()))
     else:
-        result = _quotes_upsert_generic(source, unique)
+        result = _quotes_upsert_generic(source, {k: r[1] for k, r in unique.items()})
     result.unchanged += len(rows) - len(unique)
     return result
 
@@ -78,36 +90,19 @@ WITH written AS (
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """  # noqa: S608
 _UPSERT_LATEST = f"""
-INSERT INTO crypto_latestquote AS l (asset_id, source, quote_id, observed_at, {_VALUES})
-SELECT q.asset_id, q.source, q.id, q.observed_at, {", ".join(f"q.{c}" for c in QUOTE_VALUES)}
-FROM (
-    SELECT DISTINCT ON (asset_id) asset_id, observed_at FROM {_STAGE}
-    ORDER BY asset_id, observed_at DESC
-) newest
-JOIN crypto_quote q
-  ON q.asset_id = newest.asset_id AND q.source = %(source)s AND q.observed_at = newest.observed_at
+INSERT INTO crypto_latestquote AS l (asset_id, source, observed_at, {_VALUES})
+SELECT DISTINCT ON (asset_id) asset_id, %(source)s, observed_at, {_VALUES} FROM {_STAGE}
+ORDER BY asset_id, observed_at DESC
 ON CONFLICT (asset_id, source) DO UPDATE SET
-    quote_id = EXCLUDED.quote_id, observed_at = EXCLUDED.observed_at,
-    {", ".join(f"{c} = EXCLUDED.{c}" for c in QUOTE_VALUES)}
+    observed_at = EXCLUDED.observed_at, {", ".join(f"{c} = EXCLUDED.{c}" for c in QUOTE_VALUES)}
 WHERE l.observed_at < EXCLUDED.observed_at
    OR (l.observed_at = EXCLUDED.observed_at
        AND ({", ".join(f"l.{c}" for c in QUOTE_VALUES)}) IS DISTINCT FROM ({_EXCLUDED}))
 """  # noqa: S608
 
 
-def _copy_field(value: object) -> str:
-    return "\\N" if value is None else str(value)
-
-
-def _quotes_upsert_postgres(
-    source: str, unique: dict[tuple[int, dt.datetime], MarketItem]
-) -> LoadResult:
-    f = _copy_field
-    buffer = "".join(
-        f"{asset_id}\t{observed_at.isoformat()}\t{f(i.price_usd)}\t{f(i.market_cap)}\t"
-        f"{f(i.volume_24h)}\t{f(i.price_change_24h)}\t{f(i.market_cap_rank)}\n"
-        for (asset_id, observed_at), i in unique.items()
-    )
+def _quotes_upsert_postgres(source: str, rows: list[QuoteRow]) -> LoadResult:
+    buffer = "".join([f"{asset_id}{tail}" for asset_id, _, tail in rows])
     with connection.cursor() as cursor:
         cursor.execute(_STAGE_DDL)
         cursor.execute(f"TRUNCATE {_STAGE}")
@@ -116,7 +111,7 @@ def _quotes_upsert_postgres(
         cursor.execute(_UPSERT_QUOTES, {"source": source, "now": timezone.now()})
         inserted, updated = cursor.fetchone()
         cursor.execute(_UPSERT_LATEST, {"source": source})
-    return LoadResult(inserted, updated, len(unique) - inserted - updated)
+    return LoadResult(inserted, updated, len(rows) - inserted - updated)
 
 
 # --- Any database (SQLite) ----------------------------------------------------------------------
@@ -191,10 +186,10 @@ def _latest_upsert_generic(source: str, newest: dict[int, Quote]) -> None:
             continue
         else:
             update.append(latest)
-        latest.quote_id, latest.observed_at = quote.pk, quote.observed_at
+        latest.observed_at = quote.observed_at
         _assign(latest, quote)
     LatestQuote.objects.bulk_create(create, batch_size=500)
-    LatestQuote.objects.bulk_update(update, ["quote", "observed_at", *QUOTE_VALUES], batch_size=500)
+    LatestQuote.objects.bulk_update(update, ["observed_at", *QUOTE_VALUES], batch_size=500)
 
 
 # --- Articles -----------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ class MentionMatcher:
         safe_tickers = [s for s in self.by_symbol if len(s) >= 3 and not _is_ambiguous(s)]
         self.name_re = _alternation(safe_names, flags=0)
         self.ticker_re = _alternation(safe_tickers, flags=0)
-        self.cashtag_re = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z0-9]{0,9})(?![\w])")
+        self.cashtag_re = re.compile(r"(?<![\w$])\$([A-Za-z0-9]{1,10})(?![\w])")
         self.ambiguous = [
             asset_id
             for asset_id in self.symbol_of

@@ -17,12 +17,16 @@ from etl.exceptions import LeaseLostError
 from etl.models import Checkpoint, QuarantinedRecord, RawRecord, SourceLease
 
 
-def content_hash(payload: Any) -> str:
-    """SHA-256 of the canonical JSON of a payload."""
+def content_hash(payload: Any, body: str | None = None) -> str:
+    """SHA-256 of the canonical JSON of a payload (and of its bulk text, if any)."""
     text = json.dumps(
         payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
     )
-    return hashlib.sha256(text.encode()).hexdigest()
+    digest = hashlib.sha256(text.encode())
+    if body is not None:
+        digest.update(b"\0")
+        digest.update(body.encode())
+    return digest.hexdigest()
 
 
 # --- Checkpoints --------------------------------------------------------------------------------
@@ -90,10 +94,17 @@ def lease_release(*, source: str, holder: uuid.UUID) -> None:
 
 
 def raw_record_store(
-    *, source: str, payload: Any, item_count: int, page_ref: str, run_id: uuid.UUID
+    *,
+    source: str,
+    payload: Any,
+    digest: str,
+    body: bytes | None,
+    item_count: int,
+    page_ref: str,
+    run_id: uuid.UUID,
 ) -> RawRecord:
-    """Keep a page's payload once per distinct content; return the stored row."""
-    digest = content_hash(payload)
+    """Keep a page once per distinct content (`digest` from `content_hash`, `body` already
+    compressed); return the stored row."""
     existing = RawRecord.objects.filter(source=source, content_hash=digest).first()
     if existing is not None:
         return existing
@@ -101,6 +112,7 @@ def raw_record_store(
         source=source,
         content_hash=digest,
         payload=payload,
+        body=body,
         item_count=item_count,
         page_ref=page_ref[:500],
         run_id=run_id,

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from etl.exceptions import ItemError
+
 
 @dataclasses.dataclass(slots=True)
 class Page:
@@ -18,6 +20,7 @@ class Page:
     items: list[Any]
     cursor: dict
     raw: Any = None  # JSON-serialisable payload kept as RawRecord; defaults to the items
+    raw_body: str | None = None  # bulk text kept beside the payload (CSV lines)
     not_modified: bool = False  # an upstream 304: nothing to do, nothing to write
     error: str = ""  # this part of the source failed (one feed, one file); others go on
 
@@ -78,8 +81,16 @@ class Source:
         """Turn one raw item into a normalized one, or raise ItemError."""
         raise NotImplementedError
 
-    def items_from_raw(self, payload: Any) -> list[Any]:
-        """The items of a stored raw payload (for replay without calling upstream)."""
+    def normalize_many(self, items: list[Any]) -> Iterator[tuple[Any, Any]]:
+        """(item, normalized item or ItemError) for each item. Sources may add a fast path."""
+        for item in items:
+            try:
+                yield item, self.normalize(item)
+            except ItemError as exc:
+                yield item, exc
+
+    def items_from_raw(self, payload: Any, body: str | None = None) -> list[Any]:
+        """The items of a stored raw record (for replay without calling upstream)."""
         return list(payload)
 
     @classmethod

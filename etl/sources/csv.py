@@ -14,8 +14,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import io
 import re
+import time
 from collections.abc import Iterator
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,7 +26,13 @@ from typing import Any, BinaryIO
 from django.conf import settings
 
 from etl.exceptions import ItemError, SourceConfigError
-from etl.parsing import clean_text, parse_decimal, parse_int, parse_timestamp
+from etl.parsing import (
+    MAX_ABS_VALUE,
+    clean_text,
+    parse_decimal,
+    parse_int,
+    parse_timestamp,
+)
 from etl.sources.base import Field, MarketItem, Page, Source
 
 BOM = b"\xef\xbb\xbf"
@@ -114,6 +123,131 @@ def _prefix_hasher(fh: BinaryIO, length: int):
     return hasher, length - remaining
 
 
+class _FileContext:
+    """What every row of one file shares; items reference it instead of copying it."""
+
+    __slots__ = ("delimiter", "header", "mtime", "name")
+
+    def __init__(self, name: str, header: list[str], delimiter: str, mtime: str) -> None:
+        self.name, self.header, self.delimiter, self.mtime = name, header, delimiter, mtime
+
+    def item(self, row: int, values: list[str]) -> dict:
+        return {
+            "file": self.name,
+            "row": row,
+            "header": self.header,
+            "values": values,
+            "mtime": self.mtime,
+        }
+
+
+_MISSING = object()
+_UTC = dt.UTC
+
+
+def _fast_number(text: str) -> Decimal | None:
+    """A plain number, or None for a blank; raises for anything needing the careful parser."""
+    if not text:
+        return None
+    if "_" in text:
+        raise ValueError(text)
+    number = Decimal(text)
+    if not number.is_finite() or not -MAX_ABS_VALUE < number < MAX_ABS_VALUE:
+        raise ValueError(text)
+    return number
+
+
+class _FastPlan:
+    """Column positions of one header, for rows in the usual shape."""
+
+    __slots__ = (
+        "change",
+        "coin_id",
+        "count",
+        "market_cap",
+        "name",
+        "price",
+        "symbol",
+        "time",
+        "volume",
+    )
+
+    @classmethod
+    def build(cls, header: object) -> _FastPlan | None:
+        if not isinstance(header, list):
+            return None
+        columns = column_map(tuple(header))
+        if "market_cap_rank" in columns or "price_usd" not in columns:
+            return None
+        plan = cls()
+        plan.count = len(header)
+        for field in (
+            "coin_id",
+            "symbol",
+            "name",
+            "price",
+            "market_cap",
+            "volume",
+            "change",
+            "time",
+        ):
+            canonical = _FAST_FIELDS[field]
+            setattr(plan, field, columns.get(canonical))
+        return plan
+
+    def normalize(self, item: dict) -> MarketItem | None:
+        values = item.get("values")
+        if not isinstance(values, list) or len(values) != self.count:
+            return None
+        try:
+            price = _fast_number(values[self.price])
+            if price is None:
+                return None
+            cap = _fast_number(values[self.market_cap]) if self.market_cap is not None else None
+            volume = _fast_number(values[self.volume]) if self.volume is not None else None
+            change = _fast_number(values[self.change]) if self.change is not None else None
+            if self.time is None:
+                return None
+            stamp = values[self.time]
+            if len(stamp) < 10 or stamp[4] != "-":
+                return None
+            observed_at = dt.datetime.fromisoformat(stamp)
+            if observed_at.tzinfo is None:
+                observed_at = observed_at.replace(tzinfo=_UTC)
+            elif observed_at.tzinfo is not _UTC:
+                observed_at = observed_at.astimezone(_UTC)
+        except (ValueError, ArithmeticError):
+            return None
+        coin_id = " ".join(values[self.coin_id].split()).lower() if self.coin_id is not None else ""
+        symbol = " ".join(values[self.symbol].split()).upper() if self.symbol is not None else ""
+        name = " ".join(values[self.name].split()) if self.name is not None else ""
+        if not coin_id or len(symbol) > 50 or len(name) > 200 or "  " in name:
+            return None
+        return MarketItem(
+            source_key=coin_id,
+            coingecko_id=coin_id,
+            symbol=symbol,
+            name=name,
+            observed_at=observed_at,
+            price_usd=price,
+            market_cap=cap,
+            volume_24h=volume,
+            price_change_24h=change,
+        )
+
+
+_FAST_FIELDS = {
+    "coin_id": "coin_id",
+    "symbol": "symbol",
+    "name": "name",
+    "price": "price_usd",
+    "market_cap": "market_cap",
+    "volume": "volume_24h",
+    "change": "price_change_24h",
+    "time": "observed_at",
+}
+
+
 class CsvSource(Source):
     name = "csv"
     kind = "market"
@@ -173,70 +307,58 @@ class CsvSource(Source):
                     yield self._error_page(name, files, f"{name}: {problem}")
                     return
 
-            consumed = offset
+            consumed = page_end = offset
+            settled = time.time() - stat.st_mtime > 60
+            text_lines: list[str] = []  # the page's lines exactly as read: its raw record
 
             def lines() -> Iterator[str]:
                 nonlocal consumed
                 for raw_line in fh:
+                    if not raw_line.endswith(b"\n") and not settled:
+                        return  # still being written: the next run reads it whole
                     consumed += len(raw_line)
                     hasher.update(raw_line)
-                    yield _decode(raw_line)
+                    line = _decode(raw_line)
+                    text_lines.append(line)
+                    yield line
 
-            reader = csv.reader(lines(), delimiter=delimiter)
+            context = _FileContext(name, header, delimiter, mtime)
             rows: list[list[str]] = []
             first_row = row + 1
-            for values in reader:
+            for values in csv.reader(lines(), delimiter=delimiter):
                 if not values or (len(values) == 1 and not values[0].strip()):
                     continue
                 row += 1
                 rows.append(values)
                 if len(rows) >= self.page_rows:
-                    yield self._page(
-                        name,
-                        files,
-                        rows,
-                        first_row,
-                        header,
-                        delimiter,
-                        mtime,
-                        consumed,
-                        row,
-                        hasher,
-                    )
-                    rows, first_row = [], row + 1
-            if rows or consumed > offset:
-                yield self._page(
-                    name, files, rows, first_row, header, delimiter, mtime, consumed, row, hasher
-                )
+                    yield self._page(context, files, rows, first_row, text_lines, consumed, hasher)
+                    rows, first_row, text_lines[:] = [], row + 1, []
+                    page_end = consumed
+            if rows or consumed > page_end:
+                yield self._page(context, files, rows, first_row, text_lines, consumed, hasher)
 
-    def _page(self, name, files, rows, first_row, header, delimiter, mtime, offset, row, hasher):
+    def _page(self, context, files, rows, first_row, text_lines, offset, hasher) -> Page:
+        last_row = first_row + len(rows) - 1
         state = {
             "offset": offset,
-            "row": row,
+            "row": last_row,
             "sha256": hasher.hexdigest(),
-            "header": header,
-            "delimiter": delimiter,
+            "header": context.header,
+            "delimiter": context.delimiter,
         }
+        name = context.name
         return Page(
-            ref=f"{name} rows {first_row}-{row}" if rows else f"{name} (no new rows)",
-            items=[
-                {
-                    "file": name,
-                    "row": first_row + i,
-                    "header": header,
-                    "values": values,
-                    "mtime": mtime,
-                }
-                for i, values in enumerate(rows)
-            ],
+            ref=f"{name} rows {first_row}-{last_row}" if rows else f"{name} (no new rows)",
+            items=[context.item(first_row + i, values) for i, values in enumerate(rows)],
             cursor={"files": {**files, name: state}},
             raw={
                 "file": name,
-                "header": header,
+                "header": context.header,
+                "delimiter": context.delimiter,
                 "first_row": first_row,
-                "mtime": mtime,
-                "rows": rows,
+                "mtime": context.mtime,
             },
+            raw_body="".join(text_lines),
         )
 
     @staticmethod
@@ -252,17 +374,33 @@ class CsvSource(Source):
             return f"no coin id or symbol column among {header!r}"
         return ""
 
-    def items_from_raw(self, payload: Any) -> list[Any]:
-        return [
-            {
-                "file": payload["file"],
-                "row": payload["first_row"] + i,
-                "header": payload["header"],
-                "values": values,
-                "mtime": payload["mtime"],
-            }
-            for i, values in enumerate(payload["rows"])
+    def items_from_raw(self, payload: Any, body: str | None = None) -> list[Any]:
+        context = _FileContext(
+            payload["file"], payload["header"], payload["delimiter"], payload["mtime"]
+        )
+        rows = [
+            values
+            for values in csv.reader(io.StringIO(body or ""), delimiter=context.delimiter)
+            if values and not (len(values) == 1 and not values[0].strip())
         ]
+        return [context.item(payload["first_row"] + i, values) for i, values in enumerate(rows)]
+
+    def normalize_many(self, items: list[Any]) -> Iterator[tuple[Any, MarketItem | ItemError]]:
+        """The common case (plain numbers, ISO times) on a fast path; anything unusual takes
+        `normalize`, which decides precisely and explains its errors."""
+        plans: dict[int, _FastPlan | None] = {}
+        for item in items:
+            header = item.get("header") if isinstance(item, dict) else None
+            plan = plans.get(id(header), _MISSING)
+            if plan is _MISSING:
+                plan = plans[id(header)] = _FastPlan.build(header)
+            result = plan.normalize(item) if plan is not None else None
+            if result is None:
+                try:
+                    result = self.normalize(item)
+                except ItemError as exc:
+                    result = exc
+            yield item, result
 
     def normalize(self, item: Any) -> MarketItem:
         try:

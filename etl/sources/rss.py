@@ -24,6 +24,8 @@ from etl.parsing import clean_text, parse_timestamp
 from etl.sources.base import ArticleItem, Field, Page, Source
 
 _TAGS = re.compile(r"<[^>]+>")
+# Empty elements that feedparser maps onto `summary`, erasing a real <description> before them.
+_EMPTY_SUMMARIES = re.compile(rb"<(dc:description|content:encoded)\s*(?:/>|>\s*</\1\s*>)")
 _TRACKING_PARAMS = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ref_src")
 
 
@@ -93,11 +95,12 @@ class RssSource(Source):
             yield Page(ref=url, items=entries, cursor={"feeds": feeds_state})
 
     def _parse(self, url: str, body: bytes) -> list[dict]:
+        body = _EMPTY_SUMMARIES.sub(b"", body)
         parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
         if parsed.bozo and not parsed.entries:
             problem = getattr(parsed, "bozo_exception", None) or "unknown error"
             raise EtlError(f"{url}: not a readable RSS or Atom feed ({problem})")
-        if not parsed.entries and not parsed.feed:
+        if not parsed.get("version") or (not parsed.entries and not parsed.feed):
             raise EtlError(f"{url}: not an RSS or Atom feed")
         return [self._entry(url, entry) for entry in parsed.entries]
 

@@ -74,7 +74,7 @@ def test_full_ingestion_of_all_three_sources(coingecko, feeds, csv_drop):
     # One latest quote per asset and source.
     assert LatestQuote.objects.filter(source="coingecko").count() == 100
     latest_csv_btc = LatestQuote.objects.get(asset=bitcoin, source="csv")
-    assert latest_csv_btc.quote.observed_at == max(q.observed_at for q in btc_quotes[1:])
+    assert latest_csv_btc.observed_at == max(q.observed_at for q in btc_quotes[1:])
     # Articles link to the coins they mention.
     assert ArticleAsset.objects.filter(asset=bitcoin).exists()
     assert set(Checkpoint.objects.values_list("source", flat=True)) == {"coingecko", "csv", "rss"}

@@ -1,0 +1,177 @@
+"""Benchmark: ingest a 1,000,000-row CSV drop on PostgreSQL, against PostgreSQL's own COPY.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/kasparro_bench \\
+        .venv/bin/python tests/benchmarks/csv_ingest.py [--rows 1000000]
+
+It (re)creates the benchmark database, migrates it, writes the CSV (1,000 coins x hourly
+observations), then in separate processes so each has its own peak memory:
+1. COPY of the file into an equivalent plain table (the floor of what PostgreSQL can do),
+2. our whole CSV run (`etl` pipeline: read, hash, normalize, resolve, raw records, COPY to
+   staging, INSERT … ON CONFLICT, latest quotes, checkpoint per page) for a tenth of the rows
+   and for all of them, reporting rows/s and peak RSS.
+Memory that does not grow with the file shows as the same peak RSS for both sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/kasparro_bench"
+COINS = 1000
+
+
+def write_csv(path: Path, rows: int) -> None:
+    """1,000 coins, one row per coin per hour, realistic values and a CoinGecko-like id."""
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    with path.open("w") as fh:
+        fh.write("coin_id,name,symbol,price_usd,market_cap,volume_24h,last_updated\n")
+        for n in range(rows):
+            coin, hour = n % COINS, n // COINS
+            ts = (start + dt.timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            price = 1000.0 / (coin + 1) * (1 + (hour % 97) / 1000)
+            fh.write(
+                f"coin-{coin:04d},Coin {coin:04d},c{coin:04d},{price:.6f},"
+                f"{price * 1e6 * (COINS - coin):.0f},{price * 1e5:.0f},{ts}\n"
+            )
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def django_setup(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("SECRET_KEY", "benchmark-only")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kasparro.settings")
+    import django
+
+    django.setup()
+
+
+def child_copy(url: str, csv_path: Path) -> dict:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("DROP TABLE IF EXISTS bench_copy")
+        db.execute(
+            "CREATE TABLE bench_copy (coin_id text, name text, symbol text, price_usd numeric,"
+            " market_cap numeric, volume_24h numeric, last_updated timestamptz)"
+        )
+        started = time.perf_counter()
+        copy_sql = "COPY bench_copy FROM STDIN WITH (FORMAT csv, HEADER true)"
+        with db.cursor() as cur, csv_path.open("rb") as fh, cur.copy(copy_sql) as copy:
+            while chunk := fh.read(1 << 20):
+                copy.write(chunk)
+        seconds = time.perf_counter() - started
+        rows = db.execute("SELECT count(*) FROM bench_copy").fetchone()[0]
+        db.execute("DROP TABLE bench_copy")
+    return {"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+def child_ingest(url: str, folder: Path) -> dict:
+    django_setup(url)
+    from django.conf import settings
+
+    from crypto.models import Quote
+    from etl.services.ingest import ingest_run
+
+    settings.CSV_DROP_DIR = folder
+    started = time.perf_counter()
+    run = ingest_run(source_name="csv", trigger="cli")
+    seconds = time.perf_counter() - started
+    assert run.status == "success", (run.status, run.error_message)
+    return {
+        "rows": run.items_inserted,
+        "quotes_in_db": Quote.objects.filter(source="csv").count(),
+        "pages": run.pages,
+        "seconds": seconds,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def reset_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        db.execute(f'CREATE DATABASE "{name}"')
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "benchmark-only"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
+
+
+def in_child(*args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, *args], cwd=ROOT, check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--child", choices=["copy", "ingest"])
+    parser.add_argument("--path")
+    args = parser.parse_args()
+    url = os.environ.get("DATABASE_URL", DEFAULT_URL)
+    if not url.startswith("postgres"):
+        sys.exit("this benchmark needs DATABASE_URL pointing at PostgreSQL")
+
+    if args.child == "copy":
+        print(json.dumps(child_copy(url, Path(args.path))))
+        return
+    if args.child == "ingest":
+        print(json.dumps(child_ingest(url, Path(args.path))))
+        return
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        small, large = Path(tmp, "small"), Path(tmp, "large")
+        small.mkdir()
+        large.mkdir()
+        write_csv(small / "drop.csv", args.rows // 10)
+        write_csv(large / "drop.csv", args.rows)
+        size_mb = (large / "drop.csv").stat().st_size / 1e6
+        print(f"CSV: {args.rows:,} rows, {size_mb:.0f} MB", flush=True)
+
+        reset_database(url)
+        results["copy"] = in_child("--child", "copy", "--path", str(large / "drop.csv"))
+        print(f"COPY baseline: {results['copy']}", flush=True)
+        results["ingest_small"] = in_child("--child", "ingest", "--path", str(small))
+        print(f"ingest {args.rows // 10:,} rows: {results['ingest_small']}", flush=True)
+        reset_database(url)
+        results["ingest_large"] = in_child("--child", "ingest", "--path", str(large))
+        print(f"ingest {args.rows:,} rows: {results['ingest_large']}", flush=True)
+
+    copy_rate = results["copy"]["rows"] / results["copy"]["seconds"]
+    ours = results["ingest_large"]["rows"] / results["ingest_large"]["seconds"]
+    print()
+    print("| measure | value |\n| --- | --- |")
+    print(f"| rows | {args.rows:,} |")
+    print(f"| PostgreSQL COPY into a plain table | {copy_rate:,.0f} rows/s |")
+    print(f"| Kasparro CSV run, end to end | {ours:,.0f} rows/s |")
+    print(f"| ratio to COPY | {ours / copy_rate:.2f}x |")
+    print(
+        f"| peak RSS, {args.rows // 10:,} rows / {args.rows:,} rows | "
+        f"{results['ingest_small']['peak_rss_mb']:.0f} MB / "
+        f"{results['ingest_large']['peak_rss_mb']:.0f} MB |"
+    )
+
+
+if __name__ == "__main__":
+    main()
