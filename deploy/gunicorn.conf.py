@@ -1,0 +1,46 @@
+"""Gunicorn settings for the container: `gunicorn kasparro.wsgi:application -c <this file>`.
+
+Environment: PORT (default 8000), WEB_CONCURRENCY (workers; default 2 x cores + 1, at most 8),
+GUNICORN_TIMEOUT (default 60), FORWARDED_ALLOW_IPS (proxies trusted for X-Forwarded-*).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+
+def _int_env(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # honours CPU pinning (docker --cpuset-cpus)
+    except (AttributeError, OSError):
+        return multiprocessing.cpu_count()
+
+
+# Every interface: inside a container, 127.0.0.1 would be unreachable from the outside.
+bind = f"0.0.0.0:{_int_env('PORT', 8000)}"
+workers = _int_env("WEB_CONCURRENCY", min(2 * _cpu_count() + 1, 8))
+timeout = _int_env("GUNICORN_TIMEOUT", 60)
+graceful_timeout = 30
+keepalive = 5
+
+# Recycle workers now and then so a slow leak cannot grow without bound.
+max_requests = 1000
+max_requests_jitter = 100
+
+# Heartbeat files in memory: a container's /tmp may be an overlay on a slow disk. The same file
+# serves `make run` (deploy/run-local.sh), so fall back to gunicorn's default without /dev/shm.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - a tmpfs
+
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+
+# Which front ends may set X-Forwarded-Proto / -For. Gunicorn's own default (127.0.0.1) only
+# trusts a proxy in the same container; set "*" behind a load balancer you control.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
