@@ -60,8 +60,9 @@ class Quote(models.Model):
     # this append-heavy table PostgreSQL's per-row RI check cost ~40% of the load time (see
     # tests/benchmarks/). The loader only writes asset ids it resolved in the same
     # transaction, and assets are only deleted through the ORM, which cascades.
+    # No separate index either: the unique constraint's index starts with asset_id.
     asset = models.ForeignKey(
-        Asset, on_delete=models.CASCADE, related_name="quotes", db_constraint=False
+        Asset, on_delete=models.CASCADE, related_name="quotes", db_constraint=False, db_index=False
     )
     source = models.CharField(max_length=50)
     observed_at = models.DateTimeField()

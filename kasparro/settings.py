@@ -41,6 +41,16 @@ if not SECRET_KEY:
             "SECRET_KEY must be set (DATABASE_URL is, so this is a deployment)."
         )
 
+# HTTPS, for deployments behind a TLS-terminating proxy (all off by default for local use).
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+if env.bool("USE_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -212,7 +222,7 @@ RSS_FEED_URLS = env.list(
 RSS_RATE_LIMIT = env.int("RSS_RATE_LIMIT", default=60)  # requests per minute, per feed host
 
 CSV_DROP_DIR = Path(env("CSV_DROP_DIR", default=str(BASE_DIR / "data" / "csv_drop")))
-CSV_PAGE_ROWS = env.int("CSV_PAGE_ROWS", default=5000)
+CSV_PAGE_ROWS = env.int("CSV_PAGE_ROWS", default=10_000)
 
 # HTTP client (all sources)
 ETL_HTTP_CONNECT_TIMEOUT = env.float("ETL_HTTP_CONNECT_TIMEOUT", default=5.0)
@@ -241,6 +251,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # A scanner's bad Host header is noise, not an error with a traceback.
+        "django.security.DisallowedHost": {"level": "CRITICAL"},
         "urllib3": {"level": "WARNING"},
     },
 }

@@ -11,3 +11,8 @@ urlpatterns = [
     path("health", health, name="health"),
     path("admin/", admin.site.urls),
 ]
+
+handler400 = "kasparro.views.bad_request"
+handler403 = "kasparro.views.permission_denied"
+handler404 = "kasparro.views.page_not_found"
+handler500 = "kasparro.views.server_error"

@@ -374,3 +374,29 @@ def test_bad_market_items_are_quarantined_with_reasons(coingecko):
     assert again.items_quarantined == 4
     assert QuarantinedRecord.objects.count() == 4
     assert set(QuarantinedRecord.objects.values_list("occurrences", flat=True)) == {2}
+
+
+def test_appended_csv_rows_are_read_alone(coingecko, empty_csv_drop):
+    """Failure mode 2: the cursor counted the rows of the last read, not the absolute position,
+    so appending one row re-read the whole file and duplicated raw rows."""
+    run("coingecko")
+    drop = empty_csv_drop / "prices.csv"
+    drop.write_text(
+        "coin_id,symbol,name,price_usd,last_updated\n"
+        "bitcoin,btc,Bitcoin,87000,2025-12-28T05:00:00Z\n"
+        "ethereum,eth,Ethereum,2900,2025-12-28T05:00:00Z\n"
+    )
+    first = run("csv")
+    assert (first.items_fetched, first.items_inserted) == (2, 2)
+    raw_before = RawRecord.objects.filter(source="csv").count()
+
+    with drop.open("a") as fh:
+        fh.write("bitcoin,btc,Bitcoin,88000,2025-12-28T06:00:00Z\n")
+    second = run("csv")
+    assert (second.items_fetched, second.items_inserted, second.items_unchanged) == (1, 1, 0)
+    assert RawRecord.objects.filter(source="csv").count() == raw_before + 1
+    assert Checkpoint.objects.get(source="csv").cursor["files"]["prices.csv"]["row"] == 3
+    assert Quote.objects.filter(source="csv").count() == 3
+
+    third = run("csv")
+    assert (third.pages, third.items_fetched) == (0, 0)
