@@ -11,9 +11,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import DatabaseError, connection
-from django.http import JsonResponse
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from etl.sources import source_names
 from kasparro.request_id import get_request_id
@@ -60,8 +63,39 @@ def schedule_intervals() -> dict[str, float]:
     return intervals
 
 
-@require_GET
-def health(request):
+class HealthComponentSerializer(serializers.Serializer):
+    last_run_status = serializers.CharField(allow_null=True)
+    last_run_at = serializers.DateTimeField(allow_null=True)
+    last_success_at = serializers.DateTimeField(allow_null=True)
+    staleness_seconds = serializers.FloatField(allow_null=True)
+    schedule_seconds = serializers.FloatField()
+    stale = serializers.BooleanField()
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["healthy", "degraded", "unhealthy"])
+    database_connected = serializers.BooleanField()
+    broker_connected = serializers.BooleanField()
+    etl_status = serializers.DictField(child=HealthComponentSerializer())
+    reasons = serializers.ListField(child=serializers.CharField())
+    timestamp = serializers.DateTimeField()
+    request_id = serializers.CharField(allow_null=True)
+
+
+class HealthApi(APIView):
+    """Always answers, always JSON: no authentication, no throttle, no database needed."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer})
+    def get(self, request):
+        body = health_report()
+        return Response(body, status=503 if body["status"] == "unhealthy" else 200)
+
+
+def health_report() -> dict:
     now = timezone.now()
     body: dict = {"status": "healthy", "database_connected": database_ok()}
     body["broker_connected"] = broker_ok()
@@ -106,4 +140,4 @@ def health(request):
     body["reasons"] = reasons
     body["timestamp"] = now.isoformat()
     body["request_id"] = get_request_id()
-    return JsonResponse(body, status=503 if body["status"] == "unhealthy" else 200)
+    return body

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import re
+import time
 import uuid
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -25,6 +26,7 @@ class RequestIdMiddleware:
         sent = request.META.get("HTTP_X_REQUEST_ID", "")
         request_id = sent if _VALID.match(sent) else uuid.uuid4().hex
         request.request_id = request_id
+        request.started_at = time.perf_counter()
         token = _request_id.set(request_id)
         try:
             response = self.get_response(request)

@@ -62,6 +62,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_celery_results",
     "kasparro.apikeys",
@@ -196,6 +198,8 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG or TESTING or ZERO_CONFIG
 
 REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0) or None,
     "DEFAULT_AUTHENTICATION_CLASSES": ["kasparro.apikeys.authentication.APIKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -203,6 +207,37 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "kasparro.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Kasparro API",
+    "DESCRIPTION": "Crypto market data, news and ETL run history. Errors share one JSON shape "
+    "with the request id. Token endpoints take `Authorization: Token <key>` or `X-API-Key`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "TokenAuth": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": "`Token <key>`",
+            },
+            "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        }
+    },
+}
+
+# Throttles, per client address and per API key (cache-backed: Redis when configured).
+API_RATE_PER_ADDRESS = env("API_RATE_PER_ADDRESS", default="600/min")
+API_RATE_PER_KEY = env("API_RATE_PER_KEY", default="3000/min")
+
+# The sources the read API knows, by kind (etl's registry must agree: a test checks it).
+MARKET_SOURCES = ["coingecko", "csv"]
+NEWS_SOURCES = ["rss"]
 
 # --- Sources ----------------------------------------------------------------------------------
 COINGECKO_BASE_URL = env("COINGECKO_BASE_URL", default="https://api.coingecko.com/api/v3")

@@ -1,14 +1,29 @@
-"""URL configuration."""
+"""URL configuration: the REST API at the root (the original service's paths), admin, docs."""
 
 from django.contrib import admin
 from django.urls import path
 from django.views.generic import TemplateView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from kasparro.health import health
+from crypto.api import AssetDetailApi, AssetHistoryApi, AssetListApi, DataApi, NewsApi
+from kasparro.health import HealthApi
+from runs.api import CompareRunsApi, RunDetailApi, RunListApi, StatsApi
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
-    path("health", health, name="health"),
+    path("health", HealthApi.as_view(), name="health"),
+    path("data", DataApi.as_view(), name="data"),
+    path("assets", AssetListApi.as_view(), name="asset-list"),
+    path("assets/<str:slug>", AssetDetailApi.as_view(), name="asset-detail"),
+    path("assets/<str:slug>/history", AssetHistoryApi.as_view(), name="asset-history"),
+    path("news", NewsApi.as_view(), name="news"),
+    path("stats", StatsApi.as_view(), name="stats"),
+    path("runs", RunListApi.as_view(), name="run-list"),
+    path("runs/<uuid:run_id>", RunDetailApi.as_view(), name="run-detail"),
+    path("compare-runs", CompareRunsApi.as_view(), name="compare-runs"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("admin/", admin.site.urls),
 ]
 

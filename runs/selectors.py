@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Max, Q
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
 from runs.models import Run
@@ -44,3 +44,99 @@ def runs_last_per_source(*, sources: list[str]) -> dict[str, dict]:
             "staleness_seconds": (now - usable).total_seconds() if usable else None,
         }
     return result
+
+
+def run_list(
+    *,
+    sources: list[str] | None = None,
+    statuses: list[str] | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+):
+    qs = Run.objects.all()
+    if sources:
+        qs = qs.filter(source__in=sources)
+    if statuses:
+        qs = qs.filter(status__in=statuses)
+    if since:
+        qs = qs.filter(started_at__gte=since)
+    if until:
+        qs = qs.filter(started_at__lt=until)
+    return qs.order_by("-started_at")
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def runs_stats(*, sources: list[str], window: dt.timedelta, recent: int = 10) -> dict:
+    """Per source over the window: runs by status, items, last success and failure, mean and
+    p95 duration, staleness; plus the most recent runs. Four queries, whatever the data."""
+    now = timezone.now()
+    since = now - window
+    in_window = Run.objects.filter(source__in=sources, started_at__gte=since)
+    per_source: dict[str, dict] = {
+        s: {
+            "runs": {status: 0 for status in Run.Status.values},
+            "items_fetched": 0,
+            "items_inserted": 0,
+            "items_updated": 0,
+            "items_quarantined": 0,
+            "last_success_at": None,
+            "last_failure_at": None,
+            "mean_duration_seconds": None,
+            "p95_duration_seconds": None,
+            "staleness_seconds": None,
+        }
+        for s in sources
+    }
+    for row in in_window.values("source", "status").annotate(
+        n=Count("id"),
+        fetched=Sum("items_fetched"),
+        inserted=Sum("items_inserted"),
+        updated=Sum("items_updated"),
+        quarantined=Sum("items_quarantined"),
+    ):
+        entry = per_source[row["source"]]
+        entry["runs"][row["status"]] = row["n"]
+        entry["items_fetched"] += row["fetched"] or 0
+        entry["items_inserted"] += row["inserted"] or 0
+        entry["items_updated"] += row["updated"] or 0
+        entry["items_quarantined"] += row["quarantined"] or 0
+
+    for row in (
+        Run.objects.filter(source__in=sources)
+        .values("source")
+        .annotate(
+            last_success=Max("finished_at", filter=Q(status=Run.Status.SUCCESS)),
+            last_failure=Max("finished_at", filter=Q(status=Run.Status.FAILED)),
+            last_usable=Max(
+                "finished_at", filter=Q(status__in=[Run.Status.SUCCESS, Run.Status.PARTIAL])
+            ),
+        )
+    ):
+        entry = per_source[row["source"]]
+        entry["last_success_at"] = row["last_success"]
+        entry["last_failure_at"] = row["last_failure"]
+        if row["last_usable"]:
+            entry["staleness_seconds"] = round((now - row["last_usable"]).total_seconds(), 1)
+
+    durations: dict[str, list[float]] = {s: [] for s in sources}
+    for source, started, finished in in_window.filter(
+        finished_at__isnull=False, status__in=[Run.Status.SUCCESS, Run.Status.PARTIAL]
+    ).values_list("source", "started_at", "finished_at")[:10_000]:
+        durations[source].append((finished - started).total_seconds())
+    for source, values in durations.items():
+        if values:
+            per_source[source]["mean_duration_seconds"] = round(sum(values) / len(values), 3)
+            per_source[source]["p95_duration_seconds"] = round(_percentile(values, 0.95), 3)
+
+    return {
+        "window_start": since,
+        "sources": per_source,
+        "recent_runs": list(Run.objects.order_by("-started_at")[:recent]),
+    }

@@ -61,6 +61,13 @@ def test_apikey_create_prints_once_and_stores_only_a_hash():
         command("apikey", "revoke", "nobody")
 
 
+def test_every_generated_key_verifies():
+    """Regression: keys whose secret part contained '_' were refused."""
+    raws = [apikey_create(name=f"k{i}")[1] for i in range(40)]
+    assert any(raw.count("_") > 2 for raw in raws)
+    assert all(apikey_verify(raw_key=raw) is not None for raw in raws)
+
+
 def test_expired_key_is_refused():
     _key, raw = apikey_create(name="temp", expires_at=timezone.now() - dt.timedelta(seconds=1))
     assert apikey_verify(raw_key=raw) is None
@@ -115,3 +122,14 @@ def test_unknown_path_is_a_json_404_with_request_id(client):
     assert response.json()["error"]["code"] == "not_found"
     assert response.json()["request_id"] == "abc-123"
     assert response["X-Request-ID"] == "abc-123"
+
+
+def test_api_source_lists_agree_with_the_etl_registry(settings):
+    from etl.sources import REGISTRY
+
+    assert sorted(settings.MARKET_SOURCES) == sorted(
+        n for n, s in REGISTRY.items() if s.kind == "market"
+    )
+    assert sorted(settings.NEWS_SOURCES) == sorted(
+        n for n, s in REGISTRY.items() if s.kind == "news"
+    )

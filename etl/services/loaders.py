@@ -238,6 +238,8 @@ def articles_upsert(*, items: list[ArticleItem], matcher: MentionMatcher) -> Loa
             changed.append(article)
         for field in ARTICLE_FIELDS:
             setattr(article, field, getattr(item, field))
+        # A feed that dates nothing: the article counts as published when we first saw it.
+        article.published_at = item.published_at or article.published_at or now
         article.updated_at = now
     Article.objects.bulk_create(new, batch_size=500)
     Article.objects.bulk_update(changed, [*ARTICLE_FIELDS, "updated_at"], batch_size=500)

@@ -5,3 +5,6 @@ class ApiKeysConfig(AppConfig):
     name = "kasparro.apikeys"
     label = "apikeys"
     verbose_name = "API keys"
+
+    def ready(self) -> None:
+        from kasparro.apikeys import schema  # noqa: F401 - registers the OpenAPI extension

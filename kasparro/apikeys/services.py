@@ -21,7 +21,7 @@ def _digest(raw_key: str) -> str:
 
 
 def _split(raw_key: str) -> str | None:
-    parts = raw_key.split("_")
+    parts = raw_key.split("_", 2)  # the secret part may itself contain "_"
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
     return parts[1]

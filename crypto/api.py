@@ -1,0 +1,326 @@
+"""The read API over market data and news: /data, /assets, /assets/{slug},
+/assets/{slug}/history, /news. Views parse parameters and call selectors; nothing else."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from crypto.models import Article, Asset, LatestQuote
+from crypto.selectors import (
+    HISTORY_INTERVALS,
+    article_list,
+    asset_get,
+    asset_history,
+    asset_list,
+    latest_quote_list,
+)
+from kasparro.api import ERRORS, ApiView, ErrorSerializer, PageParams, envelope_serializer
+from kasparro.errors import NotFoundError
+from kasparro.request_id import get_request_id
+
+SOURCE_ALIASES = {"rss_feed": "rss"}
+
+
+def _sources() -> list[str]:
+    return [*settings.MARKET_SOURCES, *settings.NEWS_SOURCES]
+
+
+# --- Serializers ---------------------------------------------------------------------------------
+
+
+class MarketItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    source = serializers.CharField()
+    symbol = serializers.CharField(source="asset.symbol")
+    name = serializers.CharField(source="asset.name")
+    slug = serializers.CharField(source="asset.slug")
+    current_price = serializers.DecimalField(
+        source="price_usd",
+        max_digits=40,
+        decimal_places=18,
+        allow_null=True,
+        coerce_to_string=False,
+    )
+    market_cap = serializers.DecimalField(
+        max_digits=40, decimal_places=18, allow_null=True, coerce_to_string=False
+    )
+    volume_24h = serializers.DecimalField(
+        max_digits=40, decimal_places=18, allow_null=True, coerce_to_string=False
+    )
+    price_change_24h = serializers.DecimalField(
+        max_digits=40,
+        decimal_places=18,
+        allow_null=True,
+        coerce_to_string=False,
+        help_text="24-hour change in percent.",
+    )
+    market_cap_rank = serializers.IntegerField(allow_null=True)
+    last_updated = serializers.DateTimeField(source="observed_at")
+
+
+class MentionSerializer(serializers.Serializer):
+    slug = serializers.CharField(source="asset.slug")
+    symbol = serializers.CharField(source="asset.symbol")
+    matched_by = serializers.CharField()
+
+
+class ArticleSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    source = serializers.SerializerMethodField()
+    feed = serializers.CharField()
+    guid = serializers.CharField()
+    title = serializers.CharField()
+    url = serializers.CharField(allow_blank=True)
+    summary = serializers.CharField(allow_blank=True)
+    author = serializers.CharField(allow_blank=True)
+    published_at = serializers.DateTimeField(allow_null=True)
+    assets = MentionSerializer(source="mentions", many=True)
+
+    def get_source(self, obj: Article) -> str:
+        return "rss"
+
+
+# --- /data ---------------------------------------------------------------------------------------
+
+
+class DataParams(PageParams):
+    source = serializers.CharField(required=False, help_text="coingecko, csv or rss (rss_feed)")
+    symbol = serializers.CharField(required=False, max_length=50)
+    name = serializers.CharField(required=False, max_length=200)
+
+    def validate_source(self, value: str) -> str:
+        value = SOURCE_ALIASES.get(value.strip().lower(), value.strip().lower())
+        if value not in _sources():
+            raise serializers.ValidationError(
+                f"unknown source {value!r}; one of {', '.join(_sources())} (or rss_feed)"
+            )
+        return value
+
+
+class DataApi(ApiView):
+    """The original contract: latest market data per asset and source, or news with
+    `source=rss`, in the original envelope."""
+
+    @extend_schema(
+        parameters=[DataParams],
+        responses={
+            200: envelope_serializer(
+                "DataEnvelope",
+                PolymorphicProxySerializer(
+                    component_name="DataItem",
+                    serializers=[MarketItemSerializer, ArticleSerializer],
+                    resource_type_field_name=None,
+                    many=True,
+                ),
+            ),
+            **ERRORS,
+        },
+        description="Latest quote per asset and source (best ranked first). `source=rss` "
+        "(or `rss_feed`) lists articles in the same envelope.",
+    )
+    def get(self, request: Request) -> Response:
+        p = self.params(DataParams, request)
+        limit, offset = p["limit"], p["offset"]
+        if p.get("source") in settings.NEWS_SOURCES:
+            qs = article_list(symbol=p.get("symbol"), q=p.get("name"))
+            total = qs.count()
+            data = ArticleSerializer(qs[offset : offset + limit], many=True).data
+        else:
+            qs = latest_quote_list(
+                sources=[p["source"]] if p.get("source") else None,
+                symbol=p.get("symbol"),
+                name=p.get("name"),
+            )
+            total = qs.count()
+            data = MarketItemSerializer(qs[offset : offset + limit], many=True).data
+        return self.envelope(request, data, limit=limit, offset=offset, total=total)
+
+
+# --- /assets -------------------------------------------------------------------------------------
+
+
+class AssetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Asset
+        fields = ["slug", "symbol", "name"]
+
+
+class AssetListParams(PageParams):
+    q = serializers.CharField(required=False, max_length=200, help_text="slug, symbol or name")
+    symbol = serializers.CharField(required=False, max_length=50)
+
+
+class AssetListApi(ApiView):
+    @extend_schema(
+        operation_id="assets_list",
+        parameters=[AssetListParams],
+        responses={200: envelope_serializer("AssetEnvelope", AssetSerializer), **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        p = self.params(AssetListParams, request)
+        qs = asset_list(q=p.get("q"), symbol=p.get("symbol"))
+        limit, offset = p["limit"], p["offset"]
+        data = AssetSerializer(qs[offset : offset + limit], many=True).data
+        return self.envelope(request, data, limit=limit, offset=offset, total=qs.count())
+
+
+class IdentitySerializer(serializers.Serializer):
+    source = serializers.CharField()
+    key = serializers.CharField()
+    match_method = serializers.CharField()
+    confidence = serializers.IntegerField()
+
+
+class LatestSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LatestQuote
+        fields = [
+            "source",
+            "observed_at",
+            "price_usd",
+            "market_cap",
+            "volume_24h",
+            "price_change_24h",
+            "market_cap_rank",
+        ]
+
+
+class AssetDetailSerializer(serializers.Serializer):
+    request_id = serializers.CharField(allow_null=True)
+    slug = serializers.CharField()
+    symbol = serializers.CharField()
+    name = serializers.CharField()
+    identities = IdentitySerializer(many=True)
+    latest = LatestSerializer(many=True)
+
+
+def _asset_or_404(slug: str) -> Asset:
+    asset = asset_get(slug=slug)
+    if asset is None:
+        raise NotFoundError(f"No asset with slug {slug!r}.")
+    return asset
+
+
+class AssetDetailApi(ApiView):
+    @extend_schema(responses={200: AssetDetailSerializer, 404: ErrorSerializer, **ERRORS})
+    def get(self, request: Request, slug: str) -> Response:
+        asset = _asset_or_404(slug)
+        return Response(
+            {
+                "request_id": get_request_id(),
+                "slug": asset.slug,
+                "symbol": asset.symbol,
+                "name": asset.name,
+                "identities": IdentitySerializer(asset.identities.all(), many=True).data,
+                "latest": LatestSerializer(asset.latest_quotes.all(), many=True).data,
+            }
+        )
+
+
+class HistoryParams(serializers.Serializer):
+    source = serializers.CharField(required=False)
+    start = serializers.DateTimeField(required=False, help_text="ISO 8601, inclusive")
+    end = serializers.DateTimeField(required=False, help_text="ISO 8601, exclusive")
+    interval = serializers.ChoiceField(choices=HISTORY_INTERVALS, default="raw")
+    limit = serializers.IntegerField(default=500, min_value=1, max_value=5000)
+
+    def validate_source(self, value: str) -> str:
+        value = value.strip().lower()
+        if value not in settings.MARKET_SOURCES:
+            raise serializers.ValidationError(
+                f"unknown market source {value!r}; one of {', '.join(settings.MARKET_SOURCES)}"
+            )
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        start, end = attrs.get("start"), attrs.get("end")
+        if start and end and start >= end:
+            raise serializers.ValidationError({"end": "must be after start"})
+        return attrs
+
+
+class PointSerializer(serializers.Serializer):
+    source = serializers.CharField()
+    time = serializers.DateTimeField()
+    price_usd = serializers.DecimalField(
+        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False
+    )
+    price_min = serializers.DecimalField(
+        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False, required=False
+    )
+    price_max = serializers.DecimalField(
+        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False, required=False
+    )
+    market_cap = serializers.DecimalField(
+        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False
+    )
+    volume_24h = serializers.DecimalField(
+        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False
+    )
+    samples = serializers.IntegerField()
+
+
+class HistorySerializer(serializers.Serializer):
+    request_id = serializers.CharField(allow_null=True)
+    api_latency_ms = serializers.FloatField()
+    slug = serializers.CharField()
+    interval = serializers.CharField()
+    data = PointSerializer(many=True)
+
+
+class AssetHistoryApi(ApiView):
+    @extend_schema(
+        parameters=[HistoryParams],
+        responses={200: HistorySerializer, 404: ErrorSerializer, **ERRORS},
+        description="The asset's time series in [start, end), newest first; `interval=hour` "
+        "or `day` buckets it (average, min and max price per bucket and source).",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        p = self.params(HistoryParams, request)
+        asset = _asset_or_404(slug)
+        points = asset_history(
+            asset=asset,
+            source=p.get("source"),
+            start=p.get("start"),
+            end=p.get("end"),
+            interval=p["interval"],
+            limit=p["limit"],
+        )
+        return Response(
+            {
+                "request_id": get_request_id(),
+                "api_latency_ms": self.latency_ms(request),
+                "slug": asset.slug,
+                "interval": p["interval"],
+                "data": PointSerializer(points, many=True).data,
+            }
+        )
+
+
+# --- /news ---------------------------------------------------------------------------------------
+
+
+class NewsParams(PageParams):
+    asset = serializers.CharField(required=False, max_length=200, help_text="asset slug")
+    q = serializers.CharField(required=False, max_length=200, help_text="text in title/summary")
+    since = serializers.DateTimeField(required=False, help_text="ISO 8601")
+
+
+class NewsApi(ApiView):
+    @extend_schema(
+        parameters=[NewsParams],
+        responses={200: envelope_serializer("NewsEnvelope", ArticleSerializer), **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        p = self.params(NewsParams, request)
+        since: dt.datetime | None = p.get("since")
+        qs = article_list(asset_slug=p.get("asset"), q=p.get("q"), since=since)
+        limit, offset = p["limit"], p["offset"]
+        data = ArticleSerializer(qs[offset : offset + limit], many=True).data
+        return self.envelope(request, data, limit=limit, offset=offset, total=qs.count())

@@ -1,0 +1,136 @@
+"""What every API view shares: the response envelope, query-parameter validation, throttles
+that fail open, and the error schema used in the OpenAPI document."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from kasparro.apikeys.models import APIKey
+from kasparro.request_id import get_request_id
+
+logger = logging.getLogger(__name__)
+
+
+class _FailOpen:
+    """A throttle that lets requests through when its cache (Redis) is unreachable: reads keep
+    being served while the broker is down, and the failure is logged."""
+
+    def allow_request(self, request, view) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except Exception:  # the cache backend's connection errors vary by backend
+            logger.warning("throttle cache unavailable; request allowed", exc_info=True)
+            return True
+
+
+class ClientAddressThrottle(_FailOpen, SimpleRateThrottle):
+    """Per client address, for every request."""
+
+    scope = "address"
+
+    def get_rate(self) -> str:
+        return settings.API_RATE_PER_ADDRESS
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class APIKeyThrottle(_FailOpen, SimpleRateThrottle):
+    """Per API key, for authenticated requests."""
+
+    scope = "apikey"
+
+    def get_rate(self) -> str:
+        return settings.API_RATE_PER_KEY
+
+    def get_cache_key(self, request, view) -> str | None:
+        if not isinstance(request.auth, APIKey):
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": request.auth.prefix}
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    status = serializers.IntegerField()
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField(required=False)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape, for every status."""
+
+    error = ErrorDetailSerializer()
+    request_id = serializers.CharField(allow_null=True)
+
+
+class PaginationSerializer(serializers.Serializer):
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    total_items = serializers.IntegerField()
+    total_pages = serializers.IntegerField()
+
+
+class PageParams(serializers.Serializer):
+    limit = serializers.IntegerField(default=10, min_value=1, max_value=100)
+    offset = serializers.IntegerField(default=0, min_value=0, max_value=10_000_000)
+
+
+ERRORS = {code: ErrorSerializer for code in (400, 429, 503)}
+AUTH_ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 429, 503)}
+
+
+def envelope_serializer(name: str, item: type[serializers.Serializer] | serializers.Field) -> type:
+    """The OpenAPI shape of `{request_id, api_latency_ms, data: [item], pagination}`."""
+    return type(
+        name,
+        (serializers.Serializer,),
+        {
+            "request_id": serializers.CharField(allow_null=True),
+            "api_latency_ms": serializers.FloatField(),
+            "data": item(many=True) if isinstance(item, type) else item,
+            "pagination": PaginationSerializer(),
+        },
+    )
+
+
+class ApiView(APIView):
+    throttle_classes = [ClientAddressThrottle, APIKeyThrottle]
+
+    @staticmethod
+    def params(serializer_class: type[serializers.Serializer], request: Request) -> dict:
+        """Validated query parameters; a bad one is a 400 naming it."""
+        serializer = serializer_class(data=request.query_params)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    @staticmethod
+    def latency_ms(request: Request) -> float:
+        started = getattr(request._request, "started_at", None)
+        return round((time.perf_counter() - started) * 1000, 2) if started else 0.0
+
+    def envelope(
+        self, request: Request, data: list[Any], *, limit: int, offset: int, total: int
+    ) -> Response:
+        return Response(
+            {
+                "request_id": get_request_id(),
+                "api_latency_ms": self.latency_ms(request),
+                "data": data,
+                "pagination": {
+                    "limit": limit,
+                    "offset": offset,
+                    "total_items": total,
+                    "total_pages": math.ceil(total / limit) if limit else 0,
+                },
+            }
+        )

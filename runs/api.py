@@ -1,0 +1,185 @@
+"""Run history for operators: /stats, /runs, /runs/{id}, /compare-runs. Token required."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from kasparro.api import AUTH_ERRORS, ApiView, ErrorSerializer, PageParams, envelope_serializer
+from kasparro.apikeys.authentication import HasAPIKey
+from kasparro.errors import NotFoundError
+from kasparro.request_id import get_request_id
+from runs.comparison import runs_compare
+from runs.models import Run
+from runs.selectors import run_list, runs_stats
+
+
+def _sources() -> list[str]:
+    return [*settings.MARKET_SOURCES, *settings.NEWS_SOURCES]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    duration_seconds = serializers.FloatField(allow_null=True)
+    parent_id = serializers.UUIDField(allow_null=True)
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "source",
+            "status",
+            "trigger",
+            "parent_id",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "pages",
+            "items_fetched",
+            "items_inserted",
+            "items_updated",
+            "items_unchanged",
+            "items_quarantined",
+            "error_class",
+            "error_message",
+        ]
+
+
+class RunDetailSerializer(RunSerializer):
+    checkpoint_before = serializers.JSONField(allow_null=True)
+    checkpoint_after = serializers.JSONField(allow_null=True)
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "checkpoint_before", "checkpoint_after"]
+
+
+class TokenApiView(ApiView):
+    permission_classes = [HasAPIKey]
+
+
+# --- /stats --------------------------------------------------------------------------------------
+
+
+class StatsParams(serializers.Serializer):
+    window_hours = serializers.IntegerField(default=24 * 7, min_value=1, max_value=24 * 366)
+
+
+class SourceStatsSerializer(serializers.Serializer):
+    runs = serializers.DictField(child=serializers.IntegerField())
+    items_fetched = serializers.IntegerField()
+    items_inserted = serializers.IntegerField()
+    items_updated = serializers.IntegerField()
+    items_quarantined = serializers.IntegerField()
+    last_success_at = serializers.DateTimeField(allow_null=True)
+    last_failure_at = serializers.DateTimeField(allow_null=True)
+    mean_duration_seconds = serializers.FloatField(allow_null=True)
+    p95_duration_seconds = serializers.FloatField(allow_null=True)
+    staleness_seconds = serializers.FloatField(allow_null=True)
+
+
+class StatsSerializer(serializers.Serializer):
+    request_id = serializers.CharField(allow_null=True)
+    window_start = serializers.DateTimeField()
+    sources = serializers.DictField(child=SourceStatsSerializer())
+    recent_runs = RunSerializer(many=True)
+
+
+class StatsApi(TokenApiView):
+    @extend_schema(parameters=[StatsParams], responses={200: StatsSerializer, **AUTH_ERRORS})
+    def get(self, request: Request) -> Response:
+        p = self.params(StatsParams, request)
+        stats = runs_stats(sources=_sources(), window=dt.timedelta(hours=p["window_hours"]))
+        stats["request_id"] = get_request_id()
+        return Response(StatsSerializer(stats).data)
+
+
+# --- /runs ---------------------------------------------------------------------------------------
+
+
+class RunListParams(PageParams):
+    source = serializers.ChoiceField(choices=[], required=False)
+    status = serializers.ChoiceField(choices=Run.Status.choices, required=False)
+    since = serializers.DateTimeField(required=False, help_text="started at or after (ISO 8601)")
+    until = serializers.DateTimeField(required=False, help_text="started before (ISO 8601)")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["source"].choices = _sources()
+
+
+class RunListApi(TokenApiView):
+    @extend_schema(
+        operation_id="runs_list",
+        parameters=[RunListParams],
+        responses={200: envelope_serializer("RunEnvelope", RunSerializer), **AUTH_ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        p = self.params(RunListParams, request)
+        qs = run_list(
+            sources=[p["source"]] if p.get("source") else None,
+            statuses=[p["status"]] if p.get("status") else None,
+            since=p.get("since"),
+            until=p.get("until"),
+        )
+        limit, offset = p["limit"], p["offset"]
+        data = RunSerializer(qs[offset : offset + limit], many=True).data
+        return self.envelope(request, data, limit=limit, offset=offset, total=qs.count())
+
+
+def _run_or_404(run_id) -> Run:
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        raise NotFoundError(f"No run with id {run_id}.")
+    return run
+
+
+class RunDetailApi(TokenApiView):
+    @extend_schema(responses={200: RunDetailSerializer, 404: ErrorSerializer, **AUTH_ERRORS})
+    def get(self, request: Request, run_id) -> Response:
+        return Response(RunDetailSerializer(_run_or_404(run_id)).data)
+
+
+# --- /compare-runs -------------------------------------------------------------------------------
+
+
+class CompareInput(serializers.Serializer):
+    run_id_1 = serializers.UUIDField(help_text="the baseline run")
+    run_id_2 = serializers.UUIDField(help_text="the run compared with it")
+
+
+class FindingSerializer(serializers.Serializer):
+    rule = serializers.CharField()
+    severity = serializers.ChoiceField(choices=["info", "warning", "critical"])
+    message = serializers.CharField()
+
+
+class CompareOutput(serializers.Serializer):
+    request_id = serializers.CharField(allow_null=True)
+    run_1 = RunSerializer()
+    run_2 = RunSerializer()
+    findings = FindingSerializer(many=True)
+
+
+class CompareRunsApi(TokenApiView):
+    @extend_schema(
+        request=CompareInput,
+        responses={200: CompareOutput, 404: ErrorSerializer, **AUTH_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        payload = CompareInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        baseline = _run_or_404(payload.validated_data["run_id_1"])
+        candidate = _run_or_404(payload.validated_data["run_id_2"])
+        findings = runs_compare(baseline=baseline, candidate=candidate)
+        return Response(
+            {
+                "request_id": get_request_id(),
+                "run_1": RunSerializer(baseline).data,
+                "run_2": RunSerializer(candidate).data,
+                "findings": [f.as_dict() for f in findings],
+            }
+        )
