@@ -276,18 +276,30 @@ ETL_FUZZY_MIN_SCORE = env.int("ETL_FUZZY_MIN_SCORE", default=88)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env("LOG_FORMAT", default="console" if DEBUG else "json")  # json | console
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"context": {"()": "kasparro.logging.ContextFilter"}},
     "formatters": {
-        "console": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"},
+        "json": {"()": "kasparro.logging.JsonFormatter"},
+        "console": {"()": "kasparro.logging.ConsoleFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "console"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "handlers": {
+        "default": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
+    "root": {"handlers": ["default"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         # A scanner's bad Host header is noise, not an error with a traceback.
         "django.security.DisallowedHost": {"level": "CRITICAL"},
         "urllib3": {"level": "WARNING"},
+        # Celery installs its own handlers unless told not to (CELERY_WORKER_HIJACK_ROOT_LOGGER).
+        "celery": {"level": LOG_LEVEL},
     },
 }
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

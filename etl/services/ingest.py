@@ -14,6 +14,7 @@ in a helper thread, overlapping with the database work of the current page.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import gc
 import logging
@@ -46,6 +47,7 @@ from etl.services.state import (
 )
 from etl.sources import build_source, canonical_name
 from etl.sources.base import Page, Source
+from kasparro.logging import log_context
 from runs.models import Run
 from runs.services import run_finish, run_page_committed, run_skip, run_start
 
@@ -141,7 +143,10 @@ def _read_ahead(iterator: Iterator[PreparedPage], depth: int) -> Iterator[Prepar
         finally:
             iterator.close()
 
-    thread = threading.Thread(target=produce, name="etl-read-ahead", daemon=True)
+    context = contextvars.copy_context()  # log lines from the thread keep the run's tags
+    thread = threading.Thread(
+        target=context.run, args=(produce,), name="etl-read-ahead", daemon=True
+    )
     thread.start()
     try:
         while True:
@@ -219,7 +224,7 @@ def ingest_run(
         logger.info(
             "run started", extra={"run_id": str(run_id), "source": name, "trigger": trigger}
         )
-        with _tuned_for_throughput():
+        with _tuned_for_throughput(), log_context(run_id=str(run_id), source=name):
             status, message = _execute(source, run_id, cursor, plan, progress)
         run = run_finish(run_id=run_id, status=status, message=message)
         logger.info("run finished", extra={"run_id": str(run_id), "source": name, "status": status})
