@@ -8,11 +8,15 @@ upstream pushes the next slot out (`penalize`), so our own budget slows down wit
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from functools import lru_cache
 
 from django.conf import settings
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 _RESERVE = """
 local t = redis.call('TIME')
@@ -77,8 +81,14 @@ class RateLimiter:
         if self.interval <= 0:
             return 0.0
         if self.redis_url:
-            client = _redis(self.redis_url)
-            return max(0.0, float(client.eval(_RESERVE, 1, self.key, self.interval)))
+            try:
+                client = _redis(self.redis_url)
+                return max(0.0, float(client.eval(_RESERVE, 1, self.key, self.interval)))
+            except RedisError:
+                # Redis down must not stop ingestion: keep to the limit in this process.
+                logger.warning(
+                    "rate limiter: Redis unavailable, limiting in-process", exc_info=True
+                )
         return _local.reserve(self.key, self.interval)
 
     def acquire(self, sleep=time.sleep) -> float:
@@ -92,6 +102,9 @@ class RateLimiter:
         if seconds <= 0:
             return
         if self.redis_url:
-            _redis(self.redis_url).eval(_PENALIZE, 1, self.key, seconds)
-        else:
-            _local.penalize(self.key, seconds)
+            try:
+                _redis(self.redis_url).eval(_PENALIZE, 1, self.key, seconds)
+                return
+            except RedisError:
+                logger.warning("rate limiter: Redis unavailable, limiting in-process")
+        _local.penalize(self.key, seconds)

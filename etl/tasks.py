@@ -1,19 +1,74 @@
-"""Celery tasks: thin wrappers around services, taking names and ids, never model instances."""
+"""Celery tasks: thin wrappers around services, taking names and ids, never model instances.
+
+`etl.ingest` is idempotent (pages commit with their checkpoint), so it is acked late and
+re-queued if its worker dies. A run that failed on a transient upstream or database error is
+retried with exponential backoff and full jitter, as a new run linked to the failed one.
+"""
 
 from __future__ import annotations
 
+import logging
+import random
+
 from celery import shared_task
+from django.conf import settings
 
 from etl.services.ingest import ingest_run
+from etl.services.reaper import runs_reap_abandoned
+from runs.models import Run
+
+logger = logging.getLogger(__name__)
+
+# Failures worth another try soon: upstream timeouts, 429/5xx, a lost database or lease.
+TRANSIENT_ERRORS = (
+    "etl.exceptions.TransientUpstreamError",
+    "etl.exceptions.TransientError",
+    "django.db.utils.OperationalError",
+    "django.db.utils.InterfaceError",
+    "psycopg.OperationalError",
+)
 
 
-@shared_task(name="etl.ingest", bind=True, acks_late=True, reject_on_worker_lost=True)
+def retry_countdown(retries: int) -> float:
+    """Full jitter over an exponential ceiling, capped below the broker's visibility timeout."""
+    ceiling = min(settings.ETL_TASK_RETRY_CAP, settings.ETL_TASK_RETRY_BASE * 2**retries)
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+
+
+@shared_task(
+    name="etl.ingest",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,  # bounded by ETL_TASK_MAX_RETRIES below
+)
 def ingest(self, source: str, trigger: str = "beat", parent_run_id: str | None = None) -> dict:
-    """Ingest one source. Idempotent: a redelivered task resumes from the checkpoint."""
+    """Ingest one source; resume from the checkpoint."""
     run = ingest_run(
         source_name=source,
         trigger=trigger,
         parent_run_id=parent_run_id,
         task_id=self.request.id or "",
     )
-    return {"run_id": str(run.id), "source": run.source, "status": run.status}
+    result = {"run_id": str(run.id), "source": run.source, "status": run.status}
+    if (
+        run.status == Run.Status.FAILED
+        and run.error_class in TRANSIENT_ERRORS
+        and self.request.retries < settings.ETL_TASK_MAX_RETRIES
+    ):
+        countdown = retry_countdown(self.request.retries)
+        logger.warning(
+            "transient failure, retrying",
+            extra={"run_id": str(run.id), "source": run.source, "countdown": round(countdown)},
+        )
+        raise self.retry(
+            kwargs={"source": source, "trigger": Run.Trigger.RETRY, "parent_run_id": str(run.id)},
+            countdown=countdown,
+        )
+    return result
+
+
+@shared_task(name="etl.reap")
+def reap() -> int:
+    """Fail runs whose worker died (their lease expired)."""
+    return runs_reap_abandoned()

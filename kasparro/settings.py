@@ -267,7 +267,11 @@ ETL_HTTP_BACKOFF_BASE = env.float("ETL_HTTP_BACKOFF_BASE", default=1.0)
 ETL_HTTP_BACKOFF_CAP = env.float("ETL_HTTP_BACKOFF_CAP", default=60.0)
 
 # Pipeline
+# Longer than the task's soft time limit: a live run never loses its lease between pages.
 ETL_LEASE_SECONDS = env.int("ETL_LEASE_SECONDS", default=30 * 60)
+ETL_TASK_MAX_RETRIES = env.int("ETL_TASK_MAX_RETRIES", default=3)
+ETL_TASK_RETRY_BASE = env.float("ETL_TASK_RETRY_BASE", default=60.0)  # seconds
+ETL_TASK_RETRY_CAP = env.float("ETL_TASK_RETRY_CAP", default=15 * 60.0)  # < visibility timeout
 ETL_SCHEDULE_MINUTES = env.int("ETL_SCHEDULE_MINUTES", default=60)
 ETL_READ_AHEAD_PAGES = env.int("ETL_READ_AHEAD_PAGES", default=1)
 ETL_FAULTS = env("ETL_FAULTS", default="")

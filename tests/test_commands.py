@@ -40,6 +40,7 @@ def test_hourly_schedules_exist_after_migrate_and_are_never_overwritten():
 
     PeriodicTask.objects.filter(name="etl.ingest:rss").delete()
     assert schedules_ensure() == ["etl.ingest:rss"]
+    assert PeriodicTask.objects.get(name="etl.reap").interval.every == 5
 
 
 def test_apikey_create_prints_once_and_stores_only_a_hash():

@@ -16,18 +16,20 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import gc
 import logging
 import queue
 import sys
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from etl.exceptions import ItemError
 from etl.faults import FaultPlan
@@ -35,6 +37,7 @@ from etl.models import SourceLease
 from etl.services.identity import IdentityResolver
 from etl.services.loaders import LoadResult, articles_upsert, copy_line_tail, quotes_upsert
 from etl.services.mentions import MentionMatcher
+from etl.services.reaper import runs_reap_abandoned
 from etl.services.state import (
     checkpoint_advance,
     checkpoint_get,
@@ -200,6 +203,7 @@ def ingest_run(
     run_id = uuid.uuid4()
     lease_seconds = settings.ETL_LEASE_SECONDS
 
+    runs_reap_abandoned(source=name)
     if not lease_acquire(source=name, holder=run_id, seconds=lease_seconds):
         holder = SourceLease.objects.filter(source=name).values_list("holder", flat=True).first()
         logger.info("source busy, run skipped", extra={"source": name, "holder": str(holder)})
@@ -234,7 +238,9 @@ def ingest_run(
         if run is None:
             raise
         try:
-            run = run_finish(run_id=run_id, status=Run.Status.FAILED, error=exc)
+            run = _with_database_retries(
+                functools.partial(run_finish, run_id=run_id, status=Run.Status.FAILED, error=exc)
+            )
         except Exception:
             logger.exception("could not record the failure", extra={"run_id": str(run_id)})
             raise exc from None
@@ -243,9 +249,24 @@ def ingest_run(
         return run
     finally:
         try:
-            lease_release(source=name, holder=run_id)
+            _with_database_retries(lambda: lease_release(source=name, holder=run_id))
         except Exception:
             logger.exception("could not release the lease; it will expire", extra={"source": name})
+
+
+def _with_database_retries(write: Callable[[], Any], attempts: int = 5, pause: float = 1.0):
+    """Bookkeeping after a failure may meet the database mid-restart: drop the broken
+    connection and try again for a few seconds, so the run is recorded, not left running."""
+    for attempt in range(attempts):
+        try:
+            return write()
+        except (OperationalError, InterfaceError):
+            if attempt == attempts - 1:
+                raise
+            logger.warning("database unavailable while recording the run; retrying")
+            connection.close()
+            time.sleep(pause)
+    return None
 
 
 def _execute(

@@ -12,6 +12,7 @@ from django.conf import settings
 from etl.sources import source_names
 
 TASK_NAME = "etl.ingest"
+REAPER_NAME = "etl.reap"
 
 
 def schedule_name(source: str) -> str:
@@ -39,6 +40,17 @@ def schedules_ensure() -> list[str]:
         )
         if was_created:
             created.append(schedule_name(source))
+    every_five, _ = IntervalSchedule.objects.get_or_create(every=5, period=IntervalSchedule.MINUTES)
+    _, was_created = PeriodicTask.objects.get_or_create(
+        name=REAPER_NAME,
+        defaults={
+            "task": "etl.reap",
+            "interval": every_five,
+            "description": "Fail runs whose worker died (lease expired), so they can be retried.",
+        },
+    )
+    if was_created:
+        created.append(REAPER_NAME)
     return created
 
 
