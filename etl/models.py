@@ -89,6 +89,22 @@ class QuarantinedRecord(models.Model):
     def __str__(self) -> str:
         return f"{self.source} {self.reason_code}"
 
+    # Items that are not JSON objects (null, a string, a list) are kept wrapped, so that a
+    # JSON null is never confused with a missing payload.
+    WRAPPED = "_item"
+
+    @classmethod
+    def wrap(cls, item: object) -> dict:
+        return item if isinstance(item, dict) and cls.WRAPPED not in item else {cls.WRAPPED: item}
+
+    @property
+    def item(self) -> object:
+        """The item exactly as the source produced it."""
+        payload = self.payload
+        if isinstance(payload, dict) and set(payload) == {self.WRAPPED}:
+            return payload[self.WRAPPED]
+        return payload
+
 
 class SourceLease(models.Model):
     """One run per source at a time. The holder renews it with every page; a dead holder's

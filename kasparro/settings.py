@@ -7,6 +7,7 @@ variable; a `.env` file is read only when `DJANGO_READ_DOT_ENV=1`.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -118,7 +119,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     # A file, not memory, so subprocesses started by tests (CLI, worker) see the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(STATE_DIR / "test.sqlite3")}
+    # Named per process, so two test sessions on one machine never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(STATE_DIR / f"test-{os.getpid()}.sqlite3")}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 else:
     DATABASES["default"].setdefault("OPTIONS", {})

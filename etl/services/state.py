@@ -132,14 +132,14 @@ def quarantine_add(
         return 0
     now = timezone.now()
     rows: dict[str, QuarantinedRecord] = {}
-    for payload, code, reason in entries:
-        digest = content_hash(payload)
+    for item, code, reason in entries:
+        digest = content_hash(item)
         rows[digest] = QuarantinedRecord(
             source=source,
             run_id=run_id,
             raw_record_id=raw_record_id,
             item_hash=digest,
-            payload=payload,
+            payload=QuarantinedRecord.wrap(item),
             reason_code=code[:50],
             reason=reason,
             created_at=now,

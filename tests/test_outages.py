@@ -1,0 +1,471 @@
+"""Outages of the services the project leans on, with PRIVATE instances the tests may break:
+
+- PostgreSQL restarted in the middle of a run: no half page is ever committed, the checkpoint
+  agrees with the rows, the run is recorded as finished (not left `running`), and the next run
+  resumes and completes the data of an unbroken run.
+- Redis killed: reads keep being served (throttles fail open), /health degrades and names the
+  broker, and the `etl` CLI still ingests (the rate limiter falls back to in-process).
+
+The shared PostgreSQL and Redis of the suite are never touched by the outages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import coingecko_pages
+from tests.support import PYTHON, ROOT, process_env
+
+PER_PAGE = 25
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def manage(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PYTHON, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def fixture_items() -> list[dict]:
+    return [item for page in coingecko_pages() for item in page]
+
+
+def expected_quotes(items: list[dict]) -> set[tuple[str, dt.datetime, Decimal]]:
+    """(slug, observed_at, price) of every fixture item, computed without the project's code."""
+    return {
+        (
+            item["id"],
+            dt.datetime.fromisoformat(item["last_updated"]),
+            Decimal(repr(item["current_price"])),
+        )
+        for item in items
+    }
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster in a temporary folder, on its own port and socket dir.
+
+    Run as `postgres` through runuser when we are root (the server refuses to run as root),
+    directly otherwise."""
+
+    def __init__(self, bindir: Path, runuser: str | None) -> None:
+        self.bindir = bindir
+        self.runuser = runuser
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="kasparro-pg-"))
+        self.data = self.root / "data"
+        self.log = self.root / "server.log"
+        self.started = False
+        if runuser:
+            shutil.chown(self.root, user="postgres", group="postgres")
+
+    def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        command = [str(self.bindir / args[0]), *args[1:]]
+        if self.runuser:
+            command = [self.runuser, "-u", "postgres", "--", *command]
+        done = subprocess.run(
+            command,
+            cwd=self.root,  # readable by postgres, unlike the test's working directory
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return done
+
+    def _check(self, done: subprocess.CompletedProcess) -> None:
+        if done.returncode != 0:
+            log = self.log.read_text() if self.log.exists() else ""
+            raise AssertionError(
+                f"{done.args} exited {done.returncode}:\n{done.stdout}\n{done.stderr}\n{log}"
+            )
+
+    def _server_options(self) -> str:
+        return (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off -c max_connections=30"
+        )
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._check(self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "30", *args))
+
+    def init(self) -> None:
+        flags = ["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"]
+        self._check(self._run("initdb", "-D", str(self.data), *flags))
+
+    def start(self) -> None:
+        self._pg_ctl("-l", str(self.log), "-o", self._server_options(), "start")
+        self.started = True
+
+    def restart(self) -> None:
+        """Fast restart: every open connection is terminated, committed data survives."""
+        self._pg_ctl("-l", str(self.log), "-o", self._server_options(), "-m", "fast", "restart")
+
+    def stop(self) -> None:
+        """Fast shutdown: open connections are terminated, new ones refused until `start`."""
+        self._pg_ctl("-m", "fast", "stop")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
+
+    def connect(self, database: str = "postgres"):
+        import psycopg
+
+        return psycopg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user="postgres",
+            dbname=database,
+            autocommit=True,
+            connect_timeout=5,
+        )
+
+    def destroy(self) -> None:
+        try:
+            if self.started or (self.data / "postmaster.pid").exists():
+                stop = ["-D", str(self.data), "-m", "immediate", "-w", "-t", "20", "stop"]
+                done = self._run("pg_ctl", *stop, timeout=40)
+                pid_file = self.data / "postmaster.pid"
+                if done.returncode != 0 and pid_file.exists():
+                    with contextlib.suppress(ValueError, IndexError, ProcessLookupError):
+                        os.kill(int(pid_file.read_text().split()[0]), signal.SIGQUIT)
+                        time.sleep(1)
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def postgres_bindir() -> Path | None:
+    found = sorted(
+        (Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    if found:
+        return found[-1]
+    pg_ctl = shutil.which("pg_ctl")
+    if pg_ctl and (Path(pg_ctl).resolve().parent / "initdb").exists():
+        return Path(pg_ctl).resolve().parent
+    return None
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    runuser = None
+    if os.geteuid() == 0:
+        runuser = shutil.which("runuser")
+        if runuser is None:
+            pytest.skip("running as root and `runuser` is not available to run PostgreSQL")
+    server = PrivatePostgres(bindir, runuser)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+
+
+# --- PostgreSQL restarted mid-run ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("outage", ["restart", "down-during-commit"])
+def test_postgres_restart_mid_run_commits_no_half_page_and_next_run_completes(
+    coingecko, tmp_path, outage
+):
+    """`restart`: PostgreSQL restarts while the run waits for page 3; the page then meets a
+    connection the restart killed. `down-during-commit`: PostgreSQL is stopped, page 3 arrives
+    and its transaction fails while the server is still down, and the server comes back a
+    second later: the run's failure must still be recorded (bookkeeping retries)."""
+    items = fixture_items()
+    assert len(items) == 4 * PER_PAGE
+    coingecko.pages = [items[i : i + PER_PAGE] for i in range(0, len(items), PER_PAGE)]
+
+    # Page 3 is held back until the outage has begun (instead of a fixed sleep, which could
+    # race the restart): the run is then between two page transactions (no read-ahead) with a
+    # pooled connection the outage has killed.
+    page3_requested, release_page_3 = threading.Event(), threading.Event()
+
+    def hold_page_3(page: int):
+        if page == 3 and not page3_requested.is_set():
+            page3_requested.set()
+            release_page_3.wait(timeout=20)
+        return None  # then served normally
+
+    coingecko.fail = hold_page_3
+
+    with private_postgres() as pg:
+        with pg.connect() as db:
+            db.execute("CREATE DATABASE kasparro_outage")
+        env = process_env(
+            DATABASE_URL=pg.url("kasparro_outage"),
+            KASPARRO_TESTING="1",
+            COINGECKO_BASE_URL=coingecko.base_url,
+            COINGECKO_API_KEY="test-demo-key-123",
+            COINGECKO_PAGES="4",
+            COINGECKO_PER_PAGE=str(PER_PAGE),
+            COINGECKO_RATE_LIMIT="0",
+            ETL_HTTP_MAX_RETRIES="1",
+            ETL_HTTP_BACKOFF_BASE="0.01",
+            ETL_HTTP_BACKOFF_CAP="0.1",
+            ETL_HTTP_READ_TIMEOUT="30",
+            ETL_READ_AHEAD_PAGES="0",
+            ETL_LEASE_SECONDS="5",
+            ETL_FAULTS="",
+        )
+        migrated = manage("migrate", "--no-input", env=env)
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+
+        out, err = tmp_path / "run1.out", tmp_path / "run1.err"
+        with out.open("w") as stdout, err.open("w") as stderr:
+            run = subprocess.Popen(
+                [PYTHON, "manage.py", "etl", "run", "--source", "coingecko", "--no-progress"],
+                cwd=ROOT,
+                env=env,
+                stdout=stdout,
+                stderr=stderr,
+                text=True,
+            )
+        try:
+            deadline = time.monotonic() + 30
+            while not page3_requested.wait(timeout=0.2):
+                assert run.poll() is None, f"the run ended early:\n{err.read_text()}"
+                assert time.monotonic() < deadline, "the run never asked for page 3"
+            if outage == "restart":
+                try:
+                    pg.restart()
+                finally:
+                    release_page_3.set()
+            else:
+                try:
+                    pg.stop()
+                finally:
+                    release_page_3.set()
+                time.sleep(1.0)  # page 3 is committed (and fails) while the server is down
+                pg.start()
+            returncode = run.wait(timeout=40)
+        finally:
+            release_page_3.set()
+            stop_process(run)
+        log = f"stdout:\n{out.read_text()}\nstderr:\n{err.read_text()[-5000:]}"
+
+        with pg.connect("kasparro_outage") as db:
+            quotes = db.execute("SELECT count(*) FROM crypto_quote").fetchone()[0]
+            (cursor,) = db.execute(
+                "SELECT cursor FROM etl_checkpoint WHERE source = 'coingecko'"
+            ).fetchone()
+            runs = db.execute(
+                "SELECT status, error_message, pages FROM runs_run WHERE source = 'coingecko'"
+            ).fetchall()
+        cursor = json.loads(cursor) if isinstance(cursor, str) else cursor
+
+        assert len(runs) == 1, runs
+        status, error_message, pages = runs[0]
+        assert status != "running", f"the run was left running\n{log}"
+        assert quotes % PER_PAGE == 0, f"a half page was committed: {quotes} quotes\n{log}"
+        if status == "success":  # the restart fell between pages and the reconnect worked
+            assert returncode == 0, log
+            assert quotes == 100
+            assert cursor == {"next_page": 1}
+        else:
+            assert status == "failed", log
+            assert error_message, "the failure was not explained"
+            assert returncode == 1, log
+            assert "coingecko: failed" in out.read_text()
+            # Pages 1 and 2 committed before the restart; page 3 met the dead connection.
+            assert 0 < quotes < 100, log
+            assert cursor == {"next_page": quotes // PER_PAGE + 1}, (cursor, quotes)
+            assert pages == quotes // PER_PAGE
+            if outage == "down-during-commit":
+                assert "database unavailable while recording the run" in log
+
+        # The next run, with a healthy upstream, resumes from the checkpoint and completes.
+        coingecko.fail = lambda page: None
+        again = manage("etl", "run", "--source", "coingecko", "--no-progress", env=env)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "coingecko: success" in again.stdout
+
+        with pg.connect("kasparro_outage") as db:
+            rows = db.execute(
+                "SELECT a.slug, q.observed_at, q.price_usd FROM crypto_quote q "
+                "JOIN crypto_asset a ON a.id = q.asset_id WHERE q.source = 'coingecko'"
+            ).fetchall()
+            statuses = db.execute(
+                "SELECT status FROM runs_run WHERE source = 'coingecko' ORDER BY started_at"
+            ).fetchall()
+            (cursor,) = db.execute(
+                "SELECT cursor FROM etl_checkpoint WHERE source = 'coingecko'"
+            ).fetchone()
+            leases = db.execute(
+                "SELECT count(*) FROM etl_sourcelease WHERE holder IS NOT NULL"
+            ).fetchone()[0]
+
+        assert len(rows) == 100, "duplicates or missing quotes"
+        assert len({(slug, at) for slug, at, _ in rows}) == 100, "duplicate quotes"
+        assert {(slug, at, price) for slug, at, price in rows} == expected_quotes(items)
+        assert [s for (s,) in statuses][-1] == "success"
+        assert "running" not in {s for (s,) in statuses}
+        cursor = json.loads(cursor) if isinstance(cursor, str) else cursor
+        assert cursor == {"next_page": 1}
+        assert leases == 0, "a lease was left held"
+
+
+# --- Redis down ---------------------------------------------------------------------------------
+
+
+def wait_for_redis(url: str, process: subprocess.Popen, timeout: float = 15) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, "redis-server exited at start"
+        try:
+            if client.ping():
+                return
+        except redis.RedisError:
+            pass
+        assert time.monotonic() < deadline, "redis-server did not come up"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_redis_down_data_still_answers_health_degrades_and_cli_still_runs(
+    coingecko, settings, client, tmp_path
+):
+    import redis
+
+    from crypto.models import Quote
+    from etl.services.ingest import ingest_run
+    from runs.models import Run
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    log = (tmp_path / "redis.log").open("w")
+    options = ["--bind", "127.0.0.1", "--appendonly", "no", "--daemonize", "no"]
+    process = subprocess.Popen(
+        [server, "--port", str(port), *options, "--save", "", "--dir", str(tmp_path)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    original_caches = settings.CACHES
+    try:
+        wait_for_redis(url, process)
+        settings.REDIS_URL = url
+        settings.CELERY_BROKER_URL = url
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": url,
+                "KEY_PREFIX": "outage",
+                "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+            }
+        }
+
+        run = ingest_run(source_name="coingecko", trigger="cli")
+        assert run.status == "success", run.error_message
+        assert Quote.objects.count() == 100
+
+        # Redis up: reads served, throttled through the private Redis; the broker is healthy.
+        response = client.get("/data", {"source": "coingecko"})
+        assert response.status_code == 200
+        assert response.json()["pagination"]["total_items"] == 100
+        private = redis.Redis.from_url(url)
+        assert private.keys("outage:*"), "the throttles did not use the private Redis"
+        health = client.get("/health")
+        assert health.status_code == 200
+        assert health.json()["broker_connected"] is True
+        private.close()
+
+        # Redis down.
+        process.terminate()
+        process.wait(timeout=10)
+        with pytest.raises(redis.ConnectionError):
+            redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+
+        started = time.monotonic()
+        response = client.get("/data", {"source": "coingecko", "symbol": "btc"})
+        assert response.status_code == 200, response.content
+        data = response.json()["data"]
+        assert [row["slug"] for row in data] == ["bitcoin"]
+        assert data[0]["current_price"] == 87645.0
+        assert client.get("/data").json()["pagination"]["total_items"] >= 100
+
+        health = client.get("/health")
+        assert health.status_code == 200
+        body = health.json()
+        assert body["status"] == "degraded"
+        assert body["database_connected"] is True
+        assert body["broker_connected"] is False
+        assert any("broker" in reason for reason in body["reasons"]), body["reasons"]
+        assert time.monotonic() - started < 10, "reads waited on the dead Redis"
+
+        # The CLI still ingests: the rate limiter (a real limit, so it asks Redis) falls back
+        # to in-process.
+        env = process_env(
+            REDIS_URL=url,
+            CELERY_BROKER_URL=url,
+            COINGECKO_BASE_URL=coingecko.base_url,
+            COINGECKO_API_KEY="test-demo-key-123",
+            COINGECKO_PAGES="2",
+            COINGECKO_PER_PAGE="50",
+            COINGECKO_RATE_LIMIT="6000",
+            ETL_HTTP_MAX_RETRIES="1",
+            ETL_FAULTS="",
+        )
+        done = manage("etl", "run", "--source", "coingecko", "--no-progress", env=env, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "coingecko: success" in done.stdout
+        assert "Redis unavailable, limiting in-process" in done.stderr
+        runs = list(Run.objects.filter(source="coingecko").values_list("status", flat=True))
+        assert runs == ["success", "success"]
+        assert Quote.objects.count() == 100  # the same upstream data: nothing new, no duplicate
+    finally:
+        settings.CACHES = original_caches  # the suite's teardown clears the cache it knows
+        stop_process(process)
+        log.close()
