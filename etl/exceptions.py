@@ -27,6 +27,10 @@ class LeaseLostError(EtlError):
     """Another run took over this source after our lease expired; stop without committing."""
 
 
+class SourcePaused(EtlError):
+    """Breaking schema drift under the pause policy: the source waits for an operator."""
+
+
 class InjectedFault(EtlError):
     """Raised by fault injection (ETL_FAULTS) to exercise failure paths."""
 

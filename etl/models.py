@@ -116,3 +116,98 @@ class SourceLease(models.Model):
 
     def __str__(self) -> str:
         return f"lease {self.source}"
+
+
+class SourcePolicy(models.Model):
+    """How a source reacts to schema drift, and whether drift has paused it."""
+
+    class Drift(models.TextChoices):
+        EVOLVE = "evolve", "Evolve: apply confident renames automatically"
+        FREEZE = "freeze", "Freeze: quarantine drifted items"
+        PAUSE = "pause", "Pause: stop the source on breaking drift"
+
+    source = models.CharField(max_length=50, primary_key=True)
+    drift_policy = models.CharField(max_length=10, choices=Drift.choices)
+    paused = models.BooleanField(default=False)
+    paused_reason = models.TextField(blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "source policies"
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.drift_policy}{' (paused)' if self.paused else ''}"
+
+
+class DriftEvent(models.Model):
+    """One kind of drift on one source; the same drift seen again updates the same event."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+
+    source = models.CharField(max_length=50)
+    fingerprint = models.CharField(max_length=300)
+    kind = models.CharField(max_length=20)
+    fields = models.JSONField(help_text="The fields involved.")
+    severity = models.CharField(max_length=10)
+    confidence = models.PositiveSmallIntegerField()
+    message = models.TextField()
+    suggested_from = models.CharField(max_length=200, blank=True)
+    suggested_to = models.CharField(max_length=200, blank=True)
+    sample = models.JSONField(null=True, blank=True, help_text="An offending item.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    occurrences = models.PositiveIntegerField(default=1)
+    runs = models.ManyToManyField("runs.Run", related_name="drift_events", blank=True)
+    resolved_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    replay_run = models.ForeignKey(
+        "runs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "fingerprint"], name="drift_source_fp_uniq")
+        ]
+        indexes = [models.Index(fields=["status", "-last_seen"], name="drift_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.severity} {self.fingerprint}"
+
+
+class FieldMapping(models.Model):
+    """An accepted rename: the value of `from_field` is read as `to_field` in normalize."""
+
+    source = models.CharField(max_length=50)
+    from_field = models.CharField(max_length=200)
+    to_field = models.CharField(max_length=200)
+    active = models.BooleanField(default=True)
+    drift_event = models.ForeignKey(
+        DriftEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="mappings"
+    )
+    accepted_by = models.ForeignKey(
+        "auth.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Empty when the evolve policy applied it automatically.",
+    )
+    accepted_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "from_field", "to_field"], name="mapping_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.from_field} -> {self.to_field}"

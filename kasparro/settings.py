@@ -279,6 +279,10 @@ ETL_READ_AHEAD_PAGES = env.int("ETL_READ_AHEAD_PAGES", default=1)
 ETL_FAULTS = env("ETL_FAULTS", default="")
 ETL_FAULTS_ALLOWED = env.bool("ETL_FAULTS_ALLOWED", default=DEBUG or TESTING)
 ETL_FUZZY_MIN_SCORE = env.int("ETL_FUZZY_MIN_SCORE", default=88)
+# Schema drift policy per source (evolve | freeze | pause), e.g. "csv=freeze,rss=pause";
+# editable in admin afterwards (Source policies).
+ETL_DRIFT_POLICY = env.dict("ETL_DRIFT_POLICY", default={})
+ETL_DRIFT_POLICY_DEFAULT = env("ETL_DRIFT_POLICY_DEFAULT", default="evolve")
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

@@ -44,6 +44,9 @@ class Run(models.Model):
     items_updated = models.PositiveIntegerField(default=0)
     items_unchanged = models.PositiveIntegerField(default=0)
     items_quarantined = models.PositiveIntegerField(default=0)
+    drift_findings = models.PositiveIntegerField(
+        default=0, help_text="Drift findings (warning or breaking) seen by this run."
+    )
 
     error_class = models.CharField(max_length=200, blank=True)
     error_message = models.TextField(blank=True)

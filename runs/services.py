@@ -17,6 +17,7 @@ COUNTERS = (
     "items_updated",
     "items_unchanged",
     "items_quarantined",
+    "drift_findings",
 )
 
 

@@ -33,6 +33,7 @@ from tests.conftest import coingecko_pages
 from tests.support import PYTHON, ROOT, process_env
 
 PER_PAGE = 25
+DB_NAME = "kasparro_outage"
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -138,7 +139,7 @@ class PrivatePostgres:
     def url(self, database: str = "postgres") -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
 
-    def connect(self, database: str = "postgres"):
+    def connect(self, database: str = "postgres", *, autocommit: bool = True):
         import psycopg
 
         return psycopg.connect(
@@ -146,7 +147,7 @@ class PrivatePostgres:
             port=self.port,
             user="postgres",
             dbname=database,
-            autocommit=True,
+            autocommit=autocommit,
             connect_timeout=5,
         )
 
@@ -209,22 +210,61 @@ def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
 # --- PostgreSQL restarted mid-run ---------------------------------------------------------------
 
 
+def break_postgres(pg: PrivatePostgres, outage: str, release_page_3: threading.Event) -> None:
+    """Break the database while the run waits for page 3, then let page 3 through.
+
+    - `between-pages`: a fast restart; page 3 then meets a connection the restart killed.
+    - `mid-page`: page 3's transaction is held on a row lock of the checkpoint (taken after its
+      quotes are written, before the checkpoint moves) and the restart kills it there.
+    - `down-during-commit`: the server is stopped, page 3's transaction fails while it is
+      down, and it comes back a second later: the failure must still be recorded.
+    """
+    if outage == "between-pages":
+        try:
+            pg.restart()
+        finally:
+            release_page_3.set()
+    elif outage == "mid-page":
+        blocker = pg.connect(DB_NAME, autocommit=False)
+        try:
+            blocker.execute("SELECT 1 FROM etl_checkpoint WHERE source = 'coingecko' FOR UPDATE")
+            release_page_3.set()
+            deadline = time.monotonic() + 20
+            with pg.connect(DB_NAME) as probe:
+                while not probe.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query ILIKE '%etl_checkpoint%'"
+                ).fetchone()[0]:
+                    assert time.monotonic() < deadline, "page 3 never reached its checkpoint"
+                    time.sleep(0.05)
+            pg.restart()
+        finally:
+            release_page_3.set()
+            with contextlib.suppress(Exception):
+                blocker.close()
+    else:
+        try:
+            pg.stop()
+        finally:
+            release_page_3.set()
+        time.sleep(1.0)  # page 3 is committed (and fails) while the server is down
+        pg.start()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("outage", ["restart", "down-during-commit"])
+@pytest.mark.parametrize("outage", ["between-pages", "mid-page", "down-during-commit"])
 def test_postgres_restart_mid_run_commits_no_half_page_and_next_run_completes(
     coingecko, tmp_path, outage
 ):
-    """`restart`: PostgreSQL restarts while the run waits for page 3; the page then meets a
-    connection the restart killed. `down-during-commit`: PostgreSQL is stopped, page 3 arrives
-    and its transaction fails while the server is still down, and the server comes back a
-    second later: the run's failure must still be recorded (bookkeeping retries)."""
+    """PostgreSQL goes away while a 4-page run waits for page 3 (see `break_postgres`): the
+    database keeps whole pages only, its checkpoint agrees with them, the run is recorded as
+    finished, and the next run resumes and completes the data of an unbroken run."""
     items = fixture_items()
     assert len(items) == 4 * PER_PAGE
     coingecko.pages = [items[i : i + PER_PAGE] for i in range(0, len(items), PER_PAGE)]
 
-    # Page 3 is held back until the outage has begun (instead of a fixed sleep, which could
-    # race the restart): the run is then between two page transactions (no read-ahead) with a
-    # pooled connection the outage has killed.
+    # Page 3 is held back until the outage has begun (an event rather than a fixed sleep, which
+    # could race the restart): the run waits between two page transactions (no read-ahead).
     page3_requested, release_page_3 = threading.Event(), threading.Event()
 
     def hold_page_3(page: int):
@@ -237,9 +277,9 @@ def test_postgres_restart_mid_run_commits_no_half_page_and_next_run_completes(
 
     with private_postgres() as pg:
         with pg.connect() as db:
-            db.execute("CREATE DATABASE kasparro_outage")
+            db.execute(f"CREATE DATABASE {DB_NAME}")
         env = process_env(
-            DATABASE_URL=pg.url("kasparro_outage"),
+            DATABASE_URL=pg.url(DB_NAME),
             KASPARRO_TESTING="1",
             COINGECKO_BASE_URL=coingecko.base_url,
             COINGECKO_API_KEY="test-demo-key-123",
@@ -272,26 +312,17 @@ def test_postgres_restart_mid_run_commits_no_half_page_and_next_run_completes(
             while not page3_requested.wait(timeout=0.2):
                 assert run.poll() is None, f"the run ended early:\n{err.read_text()}"
                 assert time.monotonic() < deadline, "the run never asked for page 3"
-            if outage == "restart":
-                try:
-                    pg.restart()
-                finally:
-                    release_page_3.set()
-            else:
-                try:
-                    pg.stop()
-                finally:
-                    release_page_3.set()
-                time.sleep(1.0)  # page 3 is committed (and fails) while the server is down
-                pg.start()
+            break_postgres(pg, outage, release_page_3)
             returncode = run.wait(timeout=40)
         finally:
             release_page_3.set()
             stop_process(run)
         log = f"stdout:\n{out.read_text()}\nstderr:\n{err.read_text()[-5000:]}"
 
-        with pg.connect("kasparro_outage") as db:
+        with pg.connect(DB_NAME) as db:
             quotes = db.execute("SELECT count(*) FROM crypto_quote").fetchone()[0]
+            latest = db.execute("SELECT count(*) FROM crypto_latestquote").fetchone()[0]
+            raw_pages = db.execute("SELECT count(*) FROM etl_rawrecord").fetchone()[0]
             (cursor,) = db.execute(
                 "SELECT cursor FROM etl_checkpoint WHERE source = 'coingecko'"
             ).fetchone()
@@ -304,6 +335,9 @@ def test_postgres_restart_mid_run_commits_no_half_page_and_next_run_completes(
         status, error_message, pages = runs[0]
         assert status != "running", f"the run was left running\n{log}"
         assert quotes % PER_PAGE == 0, f"a half page was committed: {quotes} quotes\n{log}"
+        # Every coin is on one page only: the other writes of a page agree with its quotes.
+        assert latest == quotes, (latest, quotes)
+        assert raw_pages == quotes // PER_PAGE, (raw_pages, quotes)
         if status == "success":  # the restart fell between pages and the reconnect worked
             assert returncode == 0, log
             assert quotes == 100
@@ -313,8 +347,8 @@ def test_postgres_restart_mid_run_commits_no_half_page_and_next_run_completes(
             assert error_message, "the failure was not explained"
             assert returncode == 1, log
             assert "coingecko: failed" in out.read_text()
-            # Pages 1 and 2 committed before the restart; page 3 met the dead connection.
-            assert 0 < quotes < 100, log
+            # Pages 1 and 2 committed before the outage; page 3 met it and left nothing.
+            assert quotes == 2 * PER_PAGE, log
             assert cursor == {"next_page": quotes // PER_PAGE + 1}, (cursor, quotes)
             assert pages == quotes // PER_PAGE
             if outage == "down-during-commit":
@@ -326,7 +360,7 @@ def test_postgres_restart_mid_run_commits_no_half_page_and_next_run_completes(
         assert again.returncode == 0, again.stdout + again.stderr
         assert "coingecko: success" in again.stdout
 
-        with pg.connect("kasparro_outage") as db:
+        with pg.connect(DB_NAME) as db:
             rows = db.execute(
                 "SELECT a.slug, q.observed_at, q.price_usd FROM crypto_quote q "
                 "JOIN crypto_asset a ON a.id = q.asset_id WHERE q.source = 'coingecko'"

@@ -31,9 +31,18 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 
-from etl.exceptions import ItemError
+from etl.exceptions import ItemError, SourcePaused
 from etl.faults import FaultPlan
 from etl.models import SourceLease
+from etl.services.drift import (
+    DriftContext,
+    Triage,
+    drift_context_load,
+    drift_record,
+    drift_triage,
+    source_pause,
+    source_policy_get,
+)
 from etl.services.identity import IdentityResolver
 from etl.services.loaders import LoadResult, articles_upsert, copy_line_tail, quotes_upsert
 from etl.services.mentions import MentionMatcher
@@ -68,9 +77,12 @@ class PreparedPage:
     raw_hash: str = ""
     raw_body: bytes | None = None  # zlib-compressed
     tails: list[str] = dataclasses.field(default_factory=list)  # market: COPY line tails
+    triage: Triage | None = None
 
 
-def _prepare(source: Source, cursor: dict, plan: FaultPlan) -> Iterator[PreparedPage]:
+def _prepare(
+    source: Source, cursor: dict, plan: FaultPlan, drift: DriftContext | None
+) -> Iterator[PreparedPage]:
     pages = source.fetch(cursor)
     number = 0
     try:
@@ -83,13 +95,8 @@ def _prepare(source: Source, cursor: dict, plan: FaultPlan) -> Iterator[Prepared
                 return
             plan.check(source.name, "parse", number)
             plan.check(source.name, "normalize", number)
-            good, bad = [], []
-            for item, result in _normalize_all(source, page.items):
-                if isinstance(result, ItemError):
-                    bad.append((item, result.code, result.reason))
-                else:
-                    good.append((item, result))
-            prepared = PreparedPage(number, page, good, bad)
+            good, bad, triage = prepare_items(source, page.items, drift)
+            prepared = PreparedPage(number, page, good, bad, triage=triage)
             if source.kind == "market":
                 prepared.tails = [copy_line_tail(item) for _, item in good]
             if page.items:
@@ -99,6 +106,27 @@ def _prepare(source: Source, cursor: dict, plan: FaultPlan) -> Iterator[Prepared
             yield prepared
     finally:
         pages.close()
+
+
+def prepare_items(
+    source: Source, items: list[Any], drift: DriftContext | None
+) -> tuple[list[tuple[Any, Any]], list[tuple[Any, str, str]], Triage | None]:
+    """Pure: drift triage, then normalization of the items drift does not hold back.
+    Returns (raw item, normalized) pairs, (raw item, code, reason) triples, and the triage."""
+    mapped, triage = items, None
+    if drift is not None and items:
+        mapped, triage = drift_triage(source, items, drift)
+    held = triage.held if triage else {}
+    bad = [(items[index], "schema_drift", reason) for index, reason in sorted(held.items())]
+    keep = [index for index in range(len(items)) if index not in held]
+    good = []
+    results = _normalize_all(source, [mapped[index] for index in keep] if held else mapped)
+    for index, (_, result) in zip(keep, results, strict=True):
+        if isinstance(result, ItemError):
+            bad.append((items[index], result.code, result.reason))
+        else:
+            good.append((items[index], result))
+    return good, bad, triage
 
 
 def _normalize_all(source: Source, items: list[Any]) -> Iterator[tuple[Any, Any]]:
@@ -204,6 +232,15 @@ def ingest_run(
     lease_seconds = settings.ETL_LEASE_SECONDS
 
     runs_reap_abandoned(source=name)
+    policy = source_policy_get(source=name)
+    if policy.paused:
+        return run_skip(
+            source=name,
+            trigger=trigger,
+            task_id=task_id,
+            parent_id=parent_run_id,
+            reason=f"source paused: {policy.paused_reason or 'by an operator'}",
+        )
     if not lease_acquire(source=name, holder=run_id, seconds=lease_seconds):
         holder = SourceLease.objects.filter(source=name).values_list("holder", flat=True).first()
         logger.info("source busy, run skipped", extra={"source": name, "holder": str(holder)})
@@ -216,6 +253,7 @@ def ingest_run(
         )
     run = None
     try:
+        drift = drift_context_load(source=name)
         cursor = checkpoint_get(source=name)
         run = run_start(
             run_id=run_id,
@@ -229,7 +267,7 @@ def ingest_run(
             "run started", extra={"run_id": str(run_id), "source": name, "trigger": trigger}
         )
         with _tuned_for_throughput(), log_context(run_id=str(run_id), source=name):
-            status, message = _execute(source, run_id, cursor, plan, progress)
+            status, message = _execute(source, run_id, cursor, plan, progress, drift)
         run = run_finish(run_id=run_id, status=status, message=message)
         logger.info("run finished", extra={"run_id": str(run_id), "source": name, "status": status})
         return run
@@ -275,6 +313,7 @@ def _execute(
     cursor: dict,
     plan: FaultPlan,
     progress: ProgressCallback | None,
+    drift: DriftContext | None,
 ) -> tuple[str, str]:
     name = source.name
     resolver = IdentityResolver(source=name) if source.kind == "market" else None
@@ -283,7 +322,7 @@ def _execute(
     committed = quarantined = 0
 
     depth = settings.ETL_READ_AHEAD_PAGES
-    for prepared in _read_ahead(_prepare(source, cursor, plan), depth):
+    for prepared in _read_ahead(_prepare(source, cursor, plan, drift), depth):
         page = prepared.page
         if page.error:
             part_errors.append(page.error)
@@ -299,6 +338,9 @@ def _execute(
             cursor = page.cursor
             committed += 1
             quarantined += len(bad)
+            if prepared.triage and prepared.triage.pause_reason:
+                source_pause(source=name, reason=prepared.triage.pause_reason)
+                raise SourcePaused(prepared.triage.pause_reason)
             logger.info(
                 "page committed",
                 extra={
@@ -354,20 +396,13 @@ def _commit_page(
             run_id=run_id,
         )
     bad = list(prepared.bad)
+    drift_findings = 0
+    if prepared.triage is not None:
+        drift_findings = drift_record(
+            source=name, run_id=run_id, triage=prepared.triage, items=page.items
+        )
     plan.check(name, "load", prepared.number)
-    if resolver is not None:
-        asset_ids, errors = resolver.resolve_keys([item for _, item in prepared.good])
-        rows = []
-        for (raw_item, item), tail in zip(prepared.good, prepared.tails, strict=True):
-            asset_id = asset_ids.get(item.source_key)
-            if asset_id is None:
-                error = errors[item.source_key]
-                bad.append((raw_item, error.code, error.reason))
-            else:
-                rows.append((asset_id, item, tail))
-        result = quotes_upsert(source=name, rows=rows)
-    else:
-        result = articles_upsert(items=[n for _, n in prepared.good], matcher=matcher)
+    result = load_good(source, prepared.good, prepared.tails, bad, resolver, matcher)
     quarantine_add(source=name, run_id=run_id, raw_record_id=raw.pk if raw else None, entries=bad)
     plan.check(name, "checkpoint", prepared.number)
     checkpoint_advance(source=name, cursor=page.cursor, run_id=run_id)
@@ -379,5 +414,31 @@ def _commit_page(
         items_updated=result.updated,
         items_unchanged=result.unchanged,
         items_quarantined=len(bad),
+        drift_findings=drift_findings,
     )
     return result, bad
+
+
+def load_good(
+    source: Source,
+    good: list[tuple[Any, Any]],
+    tails: list[str],
+    bad: list[tuple[Any, str, str]],
+    resolver: IdentityResolver | None,
+    matcher: MentionMatcher | None,
+) -> LoadResult:
+    """Resolve and upsert normalized items; identity failures are appended to `bad`."""
+    if resolver is None:
+        return articles_upsert(items=[n for _, n in good], matcher=matcher)
+    if not tails:
+        tails = [copy_line_tail(item) for _, item in good]
+    asset_ids, errors = resolver.resolve_keys([item for _, item in good])
+    rows = []
+    for (raw_item, item), tail in zip(good, tails, strict=True):
+        asset_id = asset_ids.get(item.source_key)
+        if asset_id is None:
+            error = errors[item.source_key]
+            bad.append((raw_item, error.code, error.reason))
+        else:
+            rows.append((asset_id, item, tail))
+    return quotes_upsert(source=source.name, rows=rows)

@@ -65,6 +65,8 @@ class Field:
     type: str  # "string" | "number" | "integer" | "timestamp"
     required: bool = False
     aliases: tuple[str, ...] = ()  # other names upstreams use for it (CSV headers)
+    ignored: bool = False  # sent by the upstream, not read by us: known, so never drift
+    fallback: str | None = None  # another field that can stand in when this one is missing
 
 
 class Source:
@@ -76,6 +78,23 @@ class Source:
 
     def fetch(self, cursor: dict) -> Iterator[Page]:
         raise NotImplementedError
+
+    # True when every value arrives as text (CSV): numbers as text are then not drift.
+    text_values: ClassVar[bool] = False
+
+    def observe(self, item: Any) -> dict | None:
+        """The item as field -> value, for drift detection (None: not an object)."""
+        return item if isinstance(item, dict) else None
+
+    def apply_mappings(self, item: Any, mappings: dict[str, str]) -> Any:
+        """Accepted renames: `to` takes the value of `from` when it has none of its own."""
+        if not isinstance(item, dict):
+            return item
+        mapped = dict(item)
+        for source_name, target in mappings.items():
+            if source_name in item and mapped.get(target) in (None, ""):
+                mapped[target] = item[source_name]
+        return mapped
 
     def normalize(self, item: Any) -> MarketItem | ArticleItem:
         """Turn one raw item into a normalized one, or raise ItemError."""

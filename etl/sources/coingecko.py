@@ -31,6 +31,33 @@ class CoinGeckoSource(Source):
         Field("total_volume", "number"),
         Field("price_change_percentage_24h", "number"),
         Field("last_updated", "timestamp", required=True),
+        # The rest of a documented /coins/markets item: sent, not read, never drift.
+        *(
+            Field(name, kind, ignored=True)
+            for name, kind in (
+                ("image", "string"),
+                ("fully_diluted_valuation", "number"),
+                ("high_24h", "number"),
+                ("low_24h", "number"),
+                ("price_change_24h", "number"),
+                ("market_cap_change_24h", "number"),
+                ("market_cap_change_percentage_24h", "number"),
+                ("circulating_supply", "number"),
+                ("total_supply", "number"),
+                ("max_supply", "number"),
+                ("ath", "number"),
+                ("ath_change_percentage", "number"),
+                ("ath_date", "timestamp"),
+                ("atl", "number"),
+                ("atl_change_percentage", "number"),
+                ("atl_date", "timestamp"),
+                ("roi", "string"),
+                ("price_change_percentage_1h_in_currency", "number"),
+                ("price_change_percentage_24h_in_currency", "number"),
+                ("price_change_percentage_7d_in_currency", "number"),
+                ("sparkline_in_7d", "string"),
+            )
+        ),
     )
     key_fields = ("id",)
     cursor_field = "last_updated"

@@ -252,12 +252,14 @@ class CsvSource(Source):
     name = "csv"
     kind = "market"
     schema = SCHEMA
-    key_fields = ("coin_id", "symbol", "name")
+    key_fields = ("coin_id", "symbol")
+    text_values = True
     cursor_field = "observed_at"
 
     def __init__(self, *, drop_dir: Path | str | None = None, page_rows: int | None = None):
         self.drop_dir = Path(drop_dir or settings.CSV_DROP_DIR)
         self.page_rows = max(1, page_rows or settings.CSV_PAGE_ROWS)
+        self._mapped_headers: dict[tuple, list[str]] = {}
 
     def fetch(self, cursor: dict) -> Iterator[Page]:
         if not self.drop_dir.is_dir():
@@ -454,6 +456,25 @@ class CsvSource(Source):
             price_change_24h=change,
             market_cap_rank=rank,
         )
+
+    @classmethod
+    def observe(self, item: Any) -> dict | None:
+        try:
+            header, values = item["header"], item["values"]
+        except (KeyError, TypeError):
+            return None
+        return {normalize_header(h): v for h, v in zip(header, values, strict=False)}
+
+    def apply_mappings(self, item: Any, mappings: dict[str, str]) -> Any:
+        """Rename header columns: the rows of a file share one header, so does the result."""
+        if not isinstance(item, dict) or not isinstance(item.get("header"), list):
+            return item
+        header = item["header"]
+        mapped = self._mapped_headers.get((id(header), tuple(mappings.items())))
+        if mapped is None:
+            mapped = [mappings.get(normalize_header(h), h) for h in header]
+            self._mapped_headers[(id(header), tuple(mappings.items()))] = mapped
+        return {**item, "header": mapped}
 
     @classmethod
     def describe_cursor(cls, cursor: dict) -> str:

@@ -49,14 +49,16 @@ class RssSource(Source):
     name = "rss"
     kind = "news"
     schema = (
-        Field("id", "string"),
+        Field("feed", "string", required=True),
+        Field("id", "string", fallback="link"),
         Field("link", "string"),
         Field("title", "string", required=True),
         Field("summary", "string"),
         Field("author", "string"),
         Field("published", "timestamp"),
+        Field("tags", "string", ignored=True),
     )
-    key_fields = ("id", "link")
+    key_fields = ("id",)
     cursor_field = "published"
 
     def __init__(self, *, feed_urls: list[str] | None = None, client: HttpClient | None = None):
@@ -121,6 +123,12 @@ class RssSource(Source):
             "tags": [t.get("term") for t in entry.get("tags", []) if t.get("term")],
         }
 
+    def observe(self, item: Any) -> dict | None:
+        """Empty values count as absent: a feed that stops sending guids sends empty ones."""
+        if not isinstance(item, dict):
+            return None
+        return {k: v for k, v in item.items() if v not in (None, "", [])}
+
     def normalize(self, item: Any) -> ArticleItem:
         if not isinstance(item, dict):
             raise ItemError("malformed", f"expected an object, got {type(item).__name__}")
@@ -142,7 +150,9 @@ class RssSource(Source):
         if not guid:
             if not link:
                 raise ItemError("missing_key", "entry has neither a guid nor a link")
-            guid = normalize_link(link)
+            guid = link
+        if guid.lower().startswith(("http://", "https://")):
+            guid = normalize_link(guid)  # the same article whatever tracking its URL carries
         if not title:
             raise ItemError("missing_field", "entry has no title")
         digest = hashlib.sha256(
