@@ -11,7 +11,9 @@ Findings, each with a confidence (0-100) and a severity:
 - `nullability`: a required field null or empty in some items - warning.
 
 Fields the schema lists as `ignored` (an upstream's many fields we do not read) are known:
-they are never drift. Findings whose fingerprint was accepted by an operator are not reported.
+they are never drift. In `sparse` sources (CSV drops carry whichever optional columns they
+like) an absent optional field is drift only when a new field looks like its rename.
+Findings whose fingerprint was accepted by an operator are not reported.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from thefuzz import fuzz
 
+from etl.parsing import parse_decimal
 from etl.sources.base import Field
 
 INFO, WARNING, BREAKING = "info", "warning", "breaking"
@@ -31,7 +34,10 @@ SEVERITY_ORDER = {INFO: 0, WARNING: 1, BREAKING: 2}
 RENAME_MIN_SCORE = 80
 
 _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
-_TIMESTAMP = re.compile(r"^\s*\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?")
+_TIMESTAMP = re.compile(
+    r"^\s*(\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?"  # ISO 8601
+    r"|([A-Z][a-z]{2},\s*)?\d{1,2}\s+[A-Z][a-z]{2}\s+\d{4}\s+\d{2}:\d{2})"  # RFC 822 (feeds)
+)
 
 # Which observed value types each expected type accepts, and which it can still coerce.
 ACCEPTS = {
@@ -79,8 +85,17 @@ def value_type(value: Any, *, text_values: bool = False) -> str:
             return "number" if text_values else "numeric_string"
         if _TIMESTAMP.match(value):
             return "timestamp_string"
+        if text_values and _human_number(value):
+            return "number"  # '$87,000', '1.7T': text drops write numbers for people
         return "string"
     return "array" if isinstance(value, list) else "object"
+
+
+def _human_number(text: str) -> bool:
+    try:
+        return parse_decimal(text) is not None
+    except ValueError:
+        return False
 
 
 def _words(name: str) -> str:
@@ -101,6 +116,7 @@ def detect_drift(
     key_fields: Iterable[str] = (),
     cursor_field: str | None = None,
     text_values: bool = False,
+    sparse: bool = False,
     accepted: frozenset[str] | set[str] = frozenset(),
 ) -> list[Finding]:
     """Compare observed items (dicts of field -> value, names already mapped) with a schema."""
@@ -149,10 +165,10 @@ def detect_drift(
             absent = dict_items - key_present
         essential = field.required or field.name in keys or field.name == cursor_field
         if systematic(absent) and (essential or absent == dict_items):
-            missing.append((field, absent))
+            missing.append((field, absent, essential))
 
     used_unknown: set[str] = set()
-    for field, absent in missing:
+    for field, absent, essential in missing:
         candidates = []
         for name, indexes in unknown.items():
             observed = {t for t in unknown_types[name] if t != "null"}
@@ -162,7 +178,6 @@ def detect_drift(
             if score >= RENAME_MIN_SCORE and indexes & absent:
                 candidates.append((score, name))
         candidates.sort(reverse=True)
-        essential = field.required or field.name in keys or field.name == cursor_field
         if candidates:
             score, name = candidates[0]
             if len(candidates) > 1 and candidates[1][0] >= score - 10:
@@ -193,7 +208,7 @@ def detect_drift(
                     mapping=(field.fallback, field.name),
                 )
             )
-        else:
+        elif essential or not sparse:
             findings.append(
                 Finding(
                     kind="missing",

@@ -72,3 +72,12 @@ def ingest(self, source: str, trigger: str = "beat", parent_run_id: str | None =
 def reap() -> int:
     """Fail runs whose worker died (their lease expired)."""
     return runs_reap_abandoned()
+
+
+@shared_task(name="etl.replay_drift", acks_late=True, reject_on_worker_lost=True)
+def replay_drift(event_id: int) -> dict:
+    """Replay the runs a drift event affected (idempotent)."""
+    from etl.services.replay import drift_replay
+
+    run = drift_replay(event_id=event_id)
+    return {"run_id": str(run.id), "status": run.status}

@@ -44,6 +44,7 @@ class RunSerializer(serializers.ModelSerializer):
             "items_updated",
             "items_unchanged",
             "items_quarantined",
+            "drift_findings",
             "error_class",
             "error_message",
         ]
@@ -74,6 +75,7 @@ class SourceStatsSerializer(serializers.Serializer):
     items_inserted = serializers.IntegerField()
     items_updated = serializers.IntegerField()
     items_quarantined = serializers.IntegerField()
+    drift_findings = serializers.IntegerField()
     last_success_at = serializers.DateTimeField(allow_null=True)
     last_failure_at = serializers.DateTimeField(allow_null=True)
     mean_duration_seconds = serializers.FloatField(allow_null=True)

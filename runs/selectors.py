@@ -86,6 +86,7 @@ def runs_stats(*, sources: list[str], window: dt.timedelta, recent: int = 10) ->
             "items_inserted": 0,
             "items_updated": 0,
             "items_quarantined": 0,
+            "drift_findings": 0,
             "last_success_at": None,
             "last_failure_at": None,
             "mean_duration_seconds": None,
@@ -100,6 +101,7 @@ def runs_stats(*, sources: list[str], window: dt.timedelta, recent: int = 10) ->
         inserted=Sum("items_inserted"),
         updated=Sum("items_updated"),
         quarantined=Sum("items_quarantined"),
+        drift=Sum("drift_findings"),
     ):
         entry = per_source[row["source"]]
         entry["runs"][row["status"]] = row["n"]
@@ -107,6 +109,7 @@ def runs_stats(*, sources: list[str], window: dt.timedelta, recent: int = 10) ->
         entry["items_inserted"] += row["inserted"] or 0
         entry["items_updated"] += row["updated"] or 0
         entry["items_quarantined"] += row["quarantined"] or 0
+        entry["drift_findings"] += row["drift"] or 0
 
     for row in (
         Run.objects.filter(source__in=sources)

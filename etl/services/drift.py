@@ -81,6 +81,7 @@ def drift_triage(source: Source, items: list[Any], context: DriftContext) -> tup
         key_fields=source.key_fields,
         cursor_field=source.cursor_field,
         text_values=source.text_values,
+        sparse=source.sparse,
         accepted=context.accepted,
     )
     auto = []
@@ -186,7 +187,13 @@ def drift_accept(
         mapping = (from_field.strip(), to_field.strip())
     elif event.suggested_from and event.suggested_to:
         mapping = (event.suggested_from, event.suggested_to)
-    elif event.kind == "missing" and event.severity == BREAKING:
+    elif (
+        event.kind == "missing"
+        and event.severity == BREAKING
+        and not FieldMapping.objects.filter(
+            source=event.source, to_field=event.fields[0], active=True
+        ).exists()
+    ):
         raise ApplicationError(
             f"{event.fields[0]!r} is missing with nothing to map from: write a mapping."
         )

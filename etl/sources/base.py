@@ -81,6 +81,8 @@ class Source:
 
     # True when every value arrives as text (CSV): numbers as text are then not drift.
     text_values: ClassVar[bool] = False
+    # True when items carry only some of the optional fields (CSV columns vary by file).
+    sparse: ClassVar[bool] = False
 
     def observe(self, item: Any) -> dict | None:
         """The item as field -> value, for drift detection (None: not an object)."""
