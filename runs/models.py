@@ -48,6 +48,13 @@ class Run(models.Model):
         default=0, help_text="Drift findings (warning or breaking) seen by this run."
     )
 
+    # What the run saw, for comparisons: newest price per asset slug, and how old the newest
+    # data point was when the run finished.
+    asset_prices = models.JSONField(null=True, blank=True, editable=False)
+    freshness_lag_seconds = models.FloatField(null=True, blank=True)
+    # Anomalies against the trailing window of the source, scored when the run finished.
+    findings = models.JSONField(default=list, blank=True, editable=False)
+
     error_class = models.CharField(max_length=200, blank=True)
     error_message = models.TextField(blank=True)
     checkpoint_before = models.JSONField(null=True, blank=True)
