@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,7 +14,7 @@ from kasparro.api import AUTH_ERRORS, ApiView, ErrorSerializer, PageParams, enve
 from kasparro.apikeys.authentication import HasAPIKey
 from kasparro.errors import NotFoundError
 from kasparro.request_id import get_request_id
-from runs.comparison import runs_compare
+from runs.comparison import runs_report
 from runs.models import Run
 from runs.selectors import run_list, runs_stats
 
@@ -50,12 +50,37 @@ class RunSerializer(serializers.ModelSerializer):
         ]
 
 
+class FindingSerializer(serializers.Serializer):
+    rule = serializers.CharField()
+    severity = serializers.ChoiceField(choices=["info", "warning", "critical"])
+    message = serializers.CharField()
+
+
 class RunDetailSerializer(RunSerializer):
     checkpoint_before = serializers.JSONField(allow_null=True)
     checkpoint_after = serializers.JSONField(allow_null=True)
+    freshness_lag_seconds = serializers.FloatField(allow_null=True)
+    assets_seen = serializers.SerializerMethodField()
+    findings = FindingSerializer(many=True, help_text="Anomalies against the source's history.")
+    retries = serializers.SerializerMethodField()
 
     class Meta(RunSerializer.Meta):
-        fields = [*RunSerializer.Meta.fields, "checkpoint_before", "checkpoint_after"]
+        fields = [
+            *RunSerializer.Meta.fields,
+            "checkpoint_before",
+            "checkpoint_after",
+            "freshness_lag_seconds",
+            "assets_seen",
+            "findings",
+            "retries",
+        ]
+
+    def get_assets_seen(self, run: Run) -> int:
+        return len(run.asset_prices or {})
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_retries(self, run: Run) -> list[str]:
+        return [str(pk) for pk in run.children.order_by("started_at").values_list("pk", flat=True)]
 
 
 class TokenApiView(ApiView):
@@ -151,12 +176,26 @@ class RunDetailApi(TokenApiView):
 class CompareInput(serializers.Serializer):
     run_id_1 = serializers.UUIDField(help_text="the baseline run")
     run_id_2 = serializers.UUIDField(help_text="the run compared with it")
+    price_threshold_pct = serializers.FloatField(
+        required=False,
+        default=10.0,
+        min_value=0.1,
+        max_value=1000.0,
+        help_text="report assets whose price moved more than this, in percent",
+    )
 
 
-class FindingSerializer(serializers.Serializer):
-    rule = serializers.CharField()
-    severity = serializers.ChoiceField(choices=["info", "warning", "critical"])
-    message = serializers.CharField()
+class PriceMoveSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    before = serializers.FloatField()
+    after = serializers.FloatField()
+    change_pct = serializers.FloatField()
+
+
+class AssetChangesSerializer(serializers.Serializer):
+    appeared = serializers.ListField(child=serializers.CharField())
+    vanished = serializers.ListField(child=serializers.CharField())
+    price_moves = PriceMoveSerializer(many=True)
 
 
 class CompareOutput(serializers.Serializer):
@@ -164,6 +203,12 @@ class CompareOutput(serializers.Serializer):
     run_1 = RunSerializer()
     run_2 = RunSerializer()
     findings = FindingSerializer(many=True)
+    scores = serializers.DictField(
+        child=serializers.DictField(child=serializers.FloatField(allow_null=True)),
+        help_text="z-scores of each run against its source's trailing window, by metric",
+    )
+    anomalies = serializers.DictField(child=FindingSerializer(many=True))
+    asset_changes = AssetChangesSerializer()
 
 
 class CompareRunsApi(TokenApiView):
@@ -176,12 +221,12 @@ class CompareRunsApi(TokenApiView):
         payload.is_valid(raise_exception=True)
         baseline = _run_or_404(payload.validated_data["run_id_1"])
         candidate = _run_or_404(payload.validated_data["run_id_2"])
-        findings = runs_compare(baseline=baseline, candidate=candidate)
+        threshold = payload.validated_data["price_threshold_pct"] / 100
+        report = runs_report(baseline=baseline, candidate=candidate, threshold=threshold)
         return Response(
-            {
-                "request_id": get_request_id(),
+            {"request_id": get_request_id(), **report}
+            | {
                 "run_1": RunSerializer(baseline).data,
                 "run_2": RunSerializer(candidate).data,
-                "findings": [f.as_dict() for f in findings],
             }
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 
 from runs.models import Run
 
@@ -82,3 +83,82 @@ def runs_compare(*, baseline: Run, candidate: Run) -> list[Finding]:
             Finding("success_without_records", "warning", "succeeded with zero records")
         )
     return findings
+
+
+PRICE_MOVE = 0.10  # a price that moved more than 10% between the two runs
+LISTED = 20  # slugs named in a message
+
+
+def _prices(run: Run) -> dict[str, Decimal | None]:
+    return {
+        slug: (Decimal(price) if price is not None else None)
+        for slug, price in (run.asset_prices or {}).items()
+    }
+
+
+def asset_changes(*, baseline: Run, candidate: Run, threshold: float = PRICE_MOVE) -> dict:
+    """Assets that appeared or vanished between two runs, and prices that moved."""
+    before, after = _prices(baseline), _prices(candidate)
+    moves = []
+    for slug in sorted(before.keys() & after.keys()):
+        old, new = before[slug], after[slug]
+        if old and new is not None:
+            change = float((new - old) / old)
+            if abs(change) > threshold:
+                moves.append(
+                    {
+                        "slug": slug,
+                        "before": float(old),
+                        "after": float(new),
+                        "change_pct": round(change * 100, 2),
+                    }
+                )
+    moves.sort(key=lambda m: -abs(m["change_pct"]))
+    return {
+        "appeared": sorted(after.keys() - before.keys()),
+        "vanished": sorted(before.keys() - after.keys()),
+        "price_moves": moves,
+    }
+
+
+def asset_findings(changes: dict, *, threshold: float = PRICE_MOVE) -> list[Finding]:
+    findings = []
+    for key, severity in (("vanished", "warning"), ("appeared", "info")):
+        slugs = changes[key]
+        if slugs:
+            named = ", ".join(slugs[:LISTED]) + (" …" if len(slugs) > LISTED else "")
+            findings.append(
+                Finding(f"assets_{key}", severity, f"{len(slugs)} asset(s) {key}: {named}")
+            )
+    for move in changes["price_moves"]:
+        big = abs(move["change_pct"]) > threshold * 100 * 5
+        findings.append(
+            Finding(
+                "price_move",
+                "critical" if big else "warning",
+                f"{move['slug']} moved {move['change_pct']:+.1f}% "
+                f"({move['before']:g} -> {move['after']:g})",
+            )
+        )
+    return findings
+
+
+def runs_report(*, baseline: Run, candidate: Run, threshold: float = PRICE_MOVE) -> dict:
+    """Everything /compare-runs answers: rule findings, per-asset changes, and each run scored
+    against its source's trailing window."""
+    from runs.anomaly import history_of, run_anomalies, run_scores
+
+    changes = asset_changes(baseline=baseline, candidate=candidate, threshold=threshold)
+    findings = runs_compare(baseline=baseline, candidate=candidate)
+    findings += asset_findings(changes, threshold=threshold)
+    scores, anomalies = {}, {}
+    for label, run in (("run_1", baseline), ("run_2", candidate)):
+        history = history_of(run)
+        scores[label] = run_scores(run, history)
+        anomalies[label] = [f.as_dict() for f in run_anomalies(run, history)]
+    return {
+        "findings": [f.as_dict() for f in findings],
+        "scores": scores,
+        "anomalies": anomalies,
+        "asset_changes": changes,
+    }

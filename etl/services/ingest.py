@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import datetime as dt
 import functools
 import gc
 import logging
@@ -30,7 +31,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
 
+from crypto.models import Asset
 from etl.exceptions import ItemError, SourcePaused
 from etl.faults import FaultPlan
 from etl.models import SourceLease
@@ -60,6 +63,7 @@ from etl.services.state import (
 from etl.sources import build_source, canonical_name
 from etl.sources.base import Page, Source
 from kasparro.logging import log_context
+from runs.anomaly import run_score_store
 from runs.models import Run
 from runs.services import run_finish, run_page_committed, run_skip, run_start
 
@@ -78,6 +82,39 @@ class PreparedPage:
     raw_body: bytes | None = None  # zlib-compressed
     tails: list[str] = dataclasses.field(default_factory=list)  # market: COPY line tails
     triage: Triage | None = None
+
+
+class RunSeen:
+    """What a run loaded, kept small: the newest price per asset and the newest data time."""
+
+    def __init__(self) -> None:
+        self.prices: dict[int, tuple[dt.datetime, Any]] = {}
+        self.newest: dt.datetime | None = None
+
+    def add_quotes(self, rows: list[tuple[int, Any, str]]) -> None:
+        prices = self.prices
+        for asset_id, item, _ in rows:
+            known = prices.get(asset_id)
+            if known is None or item.observed_at >= known[0]:
+                prices[asset_id] = (item.observed_at, item.price_usd)
+            if self.newest is None or item.observed_at > self.newest:
+                self.newest = item.observed_at
+
+    def add_articles(self, items: list[Any]) -> None:
+        for item in items:
+            if item.published_at and (self.newest is None or item.published_at > self.newest):
+                self.newest = item.published_at
+
+    def store(self, run_id: uuid.UUID) -> None:
+        """Record it on the run, for comparisons and freshness."""
+        slugs = dict(Asset.objects.filter(pk__in=list(self.prices)).values_list("pk", "slug"))
+        prices = {
+            slugs[asset_id]: (str(price) if price is not None else None)
+            for asset_id, (_, price) in self.prices.items()
+            if asset_id in slugs
+        }
+        lag = (timezone.now() - self.newest).total_seconds() if self.newest else None
+        Run.objects.filter(pk=run_id).update(asset_prices=prices or None, freshness_lag_seconds=lag)
 
 
 def _prepare(
@@ -254,6 +291,7 @@ def ingest_run(
     run = None
     try:
         drift = drift_context_load(source=name)
+        seen = RunSeen()
         cursor = checkpoint_get(source=name)
         run = run_start(
             run_id=run_id,
@@ -267,8 +305,10 @@ def ingest_run(
             "run started", extra={"run_id": str(run_id), "source": name, "trigger": trigger}
         )
         with _tuned_for_throughput(), log_context(run_id=str(run_id), source=name):
-            status, message = _execute(source, run_id, cursor, plan, progress, drift)
+            status, message = _execute(source, run_id, cursor, plan, progress, drift, seen)
+        seen.store(run_id)
         run = run_finish(run_id=run_id, status=status, message=message)
+        _score(run_id)
         logger.info("run finished", extra={"run_id": str(run_id), "source": name, "status": status})
         return run
     except BaseException as exc:
@@ -282,6 +322,7 @@ def ingest_run(
         except Exception:
             logger.exception("could not record the failure", extra={"run_id": str(run_id)})
             raise exc from None
+        _score(run_id)
         if not isinstance(exc, Exception):
             raise  # KeyboardInterrupt, SystemExit: recorded as failed, then honoured
         return run
@@ -290,6 +331,14 @@ def ingest_run(
             _with_database_retries(lambda: lease_release(source=name, holder=run_id))
         except Exception:
             logger.exception("could not release the lease; it will expire", extra={"source": name})
+
+
+def _score(run_id: uuid.UUID) -> None:
+    """Anomaly findings against the source's history; never fails the run."""
+    try:
+        run_score_store(run_id=run_id)
+    except Exception:
+        logger.exception("could not score the run", extra={"run_id": str(run_id)})
 
 
 def _with_database_retries(write: Callable[[], Any], attempts: int = 5, pause: float = 1.0):
@@ -314,6 +363,7 @@ def _execute(
     plan: FaultPlan,
     progress: ProgressCallback | None,
     drift: DriftContext | None,
+    seen: RunSeen,
 ) -> tuple[str, str]:
     name = source.name
     resolver = IdentityResolver(source=name) if source.kind == "market" else None
@@ -334,7 +384,7 @@ def _execute(
             if source.kind == "news" and matcher is None:
                 matcher = MentionMatcher.from_database()
             with transaction.atomic():
-                result, bad = _commit_page(source, run_id, prepared, plan, resolver, matcher)
+                result, bad = _commit_page(source, run_id, prepared, plan, resolver, matcher, seen)
             cursor = page.cursor
             committed += 1
             quarantined += len(bad)
@@ -380,6 +430,7 @@ def _commit_page(
     plan: FaultPlan,
     resolver: IdentityResolver | None,
     matcher: MentionMatcher | None,
+    seen: RunSeen,
 ) -> tuple[LoadResult, list[tuple[Any, str, str]]]:
     """Everything a page writes, in the caller's transaction."""
     name, page = source.name, prepared.page
@@ -402,7 +453,7 @@ def _commit_page(
             source=name, run_id=run_id, triage=prepared.triage, items=page.items
         )
     plan.check(name, "load", prepared.number)
-    result = load_good(source, prepared.good, prepared.tails, bad, resolver, matcher)
+    result = load_good(source, prepared.good, prepared.tails, bad, resolver, matcher, seen)
     quarantine_add(source=name, run_id=run_id, raw_record_id=raw.pk if raw else None, entries=bad)
     plan.check(name, "checkpoint", prepared.number)
     checkpoint_advance(source=name, cursor=page.cursor, run_id=run_id)
@@ -426,10 +477,14 @@ def load_good(
     bad: list[tuple[Any, str, str]],
     resolver: IdentityResolver | None,
     matcher: MentionMatcher | None,
+    seen: RunSeen | None = None,
 ) -> LoadResult:
     """Resolve and upsert normalized items; identity failures are appended to `bad`."""
     if resolver is None:
-        return articles_upsert(items=[n for _, n in good], matcher=matcher)
+        articles = [n for _, n in good]
+        if seen is not None:
+            seen.add_articles(articles)
+        return articles_upsert(items=articles, matcher=matcher)
     if not tails:
         tails = [copy_line_tail(item) for _, item in good]
     asset_ids, errors = resolver.resolve_keys([item for _, item in good])
@@ -441,4 +496,7 @@ def load_good(
             bad.append((raw_item, error.code, error.reason))
         else:
             rows.append((asset_id, item, tail))
-    return quotes_upsert(source=source.name, rows=rows)
+    result = quotes_upsert(source=source.name, rows=rows)
+    if seen is not None:
+        seen.add_quotes(rows)
+    return result
