@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 
 def _int_env(name: str, default: int) -> int:
@@ -44,3 +46,23 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 # Which front ends may set X-Forwarded-Proto / -For. Gunicorn's own default (127.0.0.1) only
 # trusts a proxy in the same container; set "*" behind a load balancer you control.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+# Prometheus multiprocess mode: every worker writes its metrics under this folder and /metrics
+# adds them up, so counters stay right whichever worker served a request. The folder is made
+# (and emptied) by the master before any worker imports prometheus_client.
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    os.path.join(tempfile.gettempdir(), f"kasparro-prometheus-{_int_env('PORT', 8000)}"),
+)
+
+
+def on_starting(server) -> None:
+    folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

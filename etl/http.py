@@ -11,6 +11,7 @@ import logging
 import random
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -67,6 +68,8 @@ class HttpClient:
         self.session.headers.update(headers or {})
         self.auth_hint = auth_hint
         self.sleep = sleep
+        # Responses by status ("error" for no response), read into metrics after each run.
+        self.stats: Counter[str] = Counter()
         self.timeout = (settings.ETL_HTTP_CONNECT_TIMEOUT, settings.ETL_HTTP_READ_TIMEOUT)
         self.max_retries = settings.ETL_HTTP_MAX_RETRIES
         self.backoff_base = settings.ETL_HTTP_BACKOFF_BASE
@@ -89,9 +92,11 @@ class HttpClient:
                     url, params=params, headers=headers, timeout=self.timeout
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
+                self.stats["error"] += 1
                 last_problem = f"{type(exc).__name__} ({_cause(exc)})"
             else:
                 status = response.status_code
+                self.stats[str(status)] += 1
                 if status < 300 or status == 304:
                     return response
                 if status not in TRANSIENT_STATUS:

@@ -211,3 +211,20 @@ class FieldMapping(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source}: {self.from_field} -> {self.to_field}"
+
+
+class UpstreamCounter(models.Model):
+    """Requests made to each upstream, by HTTP status (or "error"), for /metrics: added to by
+    every run whichever process it ran in."""
+
+    source = models.CharField(max_length=50)
+    status = models.CharField(max_length=10)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "status"], name="upstream_counter_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.status}: {self.count}"

@@ -7,11 +7,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from crypto.api import AssetDetailApi, AssetHistoryApi, AssetListApi, DataApi, NewsApi
 from kasparro.health import HealthApi
+from kasparro.metrics import metrics_view
 from runs.api import CompareRunsApi, RunDetailApi, RunListApi, StatsApi
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("health", HealthApi.as_view(), name="health"),
+    path("metrics", metrics_view, name="metrics"),
     path("data", DataApi.as_view(), name="data"),
     path("assets", AssetListApi.as_view(), name="asset-list"),
     path("assets/<str:slug>", AssetDetailApi.as_view(), name="asset-detail"),

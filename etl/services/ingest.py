@@ -59,6 +59,7 @@ from etl.services.state import (
     lease_renew,
     quarantine_add,
     raw_record_store,
+    upstream_counts_add,
 )
 from etl.sources import build_source, canonical_name
 from etl.sources.base import Page, Source
@@ -327,6 +328,12 @@ def ingest_run(
             raise  # KeyboardInterrupt, SystemExit: recorded as failed, then honoured
         return run
     finally:
+        client = getattr(source, "client", None)
+        if client is not None and client.stats:
+            try:
+                upstream_counts_add(source=name, stats=dict(client.stats))
+            except Exception:
+                logger.exception("could not record upstream counters", extra={"source": name})
         try:
             _with_database_retries(lambda: lease_release(source=name, holder=run_id))
         except Exception:

@@ -14,7 +14,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from etl.exceptions import LeaseLostError
-from etl.models import Checkpoint, QuarantinedRecord, RawRecord, SourceLease
+from etl.models import Checkpoint, QuarantinedRecord, RawRecord, SourceLease, UpstreamCounter
 
 
 def content_hash(payload: Any, body: str | None = None) -> str:
@@ -156,3 +156,24 @@ def quarantine_add(
             occurrences=F("occurrences") + 1, last_seen_at=now
         )
     return len(entries)
+
+
+# --- Upstream request counters ------------------------------------------------------------------
+
+
+def upstream_counts_add(*, source: str, stats: dict[str, int]) -> None:
+    """Add a run's upstream responses by status to the totals /metrics reports."""
+    for status, count in stats.items():
+        if not count:
+            continue
+        updated = UpstreamCounter.objects.filter(source=source, status=status).update(
+            count=F("count") + count
+        )
+        if not updated:
+            try:
+                with transaction.atomic():
+                    UpstreamCounter.objects.create(source=source, status=status, count=count)
+            except IntegrityError:  # created meanwhile by another worker
+                UpstreamCounter.objects.filter(source=source, status=status).update(
+                    count=F("count") + count
+                )
