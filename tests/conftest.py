@@ -44,12 +44,22 @@ def _offline_fast_settings(settings, tmp_path):
     settings.ETL_HTTP_READ_TIMEOUT = 5
     settings.ETL_FAULTS = ""
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    prefix = None
     if "KEY_PREFIX" in settings.CACHES["default"]:
+        prefix = f"test-{uuid.uuid4().hex[:8]}"
         caches = json.loads(json.dumps(settings.CACHES))
-        caches["default"]["KEY_PREFIX"] = f"test-{uuid.uuid4().hex[:8]}"
+        caches["default"]["KEY_PREFIX"] = prefix
         settings.CACHES = caches
     yield
-    cache.clear()
+    if prefix is None:
+        cache.clear()
+    else:
+        # Only this test's keys: cache.clear() would FLUSHDB the shared Redis database.
+        import redis
+
+        client = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+        for key in client.scan_iter(f"{prefix}:*"):
+            client.delete(key)
 
 
 class CoinGeckoServer:

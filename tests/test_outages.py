@@ -237,6 +237,12 @@ def break_postgres(pg: PrivatePostgres, outage: str, release_page_3: threading.E
                 ).fetchone()[0]:
                     assert time.monotonic() < deadline, "page 3 never reached its checkpoint"
                     time.sleep(0.05)
+                # ...and its transaction has written quotes: they must vanish with it.
+                assert probe.execute(
+                    "SELECT count(*) FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid "
+                    "WHERE a.wait_event_type = 'Lock' AND a.query ILIKE '%etl_checkpoint%' "
+                    "AND l.granted AND l.relation = 'crypto_quote'::regclass"
+                ).fetchone()[0]
             pg.restart()
         finally:
             release_page_3.set()
@@ -346,7 +352,7 @@ def test_postgres_restart_mid_run_commits_no_half_page_and_next_run_completes(
             assert status == "failed", log
             assert error_message, "the failure was not explained"
             assert returncode == 1, log
-            assert "coingecko: failed" in out.read_text()
+            assert "coingecko: failed" in out.read_text(), log
             # Pages 1 and 2 committed before the outage; page 3 met it and left nothing.
             assert quotes == 2 * PER_PAGE, log
             assert cursor == {"next_page": quotes // PER_PAGE + 1}, (cursor, quotes)
