@@ -4,15 +4,12 @@ bounded labels, protection."""
 from __future__ import annotations
 
 import re
-import signal
-import socket
 import subprocess
-import time
 import urllib.request
 
 import pytest
 
-from tests.support import PYTHON, ROOT, process_env
+from tests.support import PYTHON, ROOT, gunicorn, process_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,49 +97,11 @@ def test_metrics_can_be_protected(client, settings):
 
 @pytest.mark.slow
 def test_api_counters_add_up_across_gunicorn_workers(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = process_env(
-        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"),
-        PORT=str(port),
-        API_RATE_PER_ADDRESS="100000/s",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"), API_RATE_PER_ADDRESS="100000/s"
     )
-    server = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "gunicorn",
-            "kasparro.wsgi:application",
-            "-c",
-            "deploy/gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "3",
-            "--access-logfile",
-            "/dev/null",
-        ],
-        cwd=ROOT,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)  # noqa: S310
-                break
-            except OSError:
-                time.sleep(0.2)
+    with gunicorn(env, workers=3) as base:
         for _ in range(30):  # new connections: spread over the workers
             urllib.request.urlopen(f"{base}/assets", timeout=5).read()  # noqa: S310
         text = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()  # noqa: S310
-        assert sample(text, "api_requests_total", endpoint="/assets", status="200") == 30
-    finally:
-        import os
-
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    assert sample(text, "api_requests_total", endpoint="/assets", status="200") == 30

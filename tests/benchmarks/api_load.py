@@ -18,19 +18,16 @@ import argparse
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.benchmarks.csv_ingest import reset_database, write_csv  # noqa: E402
+from tests.support import gunicorn  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/kasparro_bench"
 BENCH_ENV = {
@@ -90,12 +87,6 @@ for name, qs in cases.items():
     return out.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wrk(url: str, seconds: int = 15) -> dict:
     out = subprocess.run(
         ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", url],
@@ -121,41 +112,9 @@ def wrk(url: str, seconds: int = 15) -> dict:
 
 
 def serve_and_measure(url: str) -> dict:
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "kasparro.wsgi:application",
-            "-c",
-            "deploy/gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "4",
-            "--access-logfile",
-            "/dev/null",
-        ],
-        cwd=ROOT,
-        env=env_for(url),
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=2)  # noqa: S310
-                break
-            except OSError:
-                time.sleep(0.2)
+    with gunicorn(env_for(url), workers=4) as base:
         wrk(f"{base}/data", seconds=3)  # warm up every worker
         return {"health": wrk(f"{base}/health"), "data": wrk(f"{base}/data")}
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
 
 
 def main() -> None:
