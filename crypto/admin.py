@@ -1,6 +1,21 @@
+"""The analysts' admin: assets with their identities and latest quotes, the quote time series,
+news articles with the assets they mention.
+
+The quote table is the big one: its list never counts or scans every row (a bounded count, an
+asset filter fed from the small LatestQuote table, a date drill-down that probes periods
+instead of listing distinct dates, and newest-loaded-first ordering served by the primary key).
+"""
+
+from __future__ import annotations
+
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.db.models import F, OuterRef, Subquery
 
 from crypto.models import Article, ArticleAsset, Asset, LatestQuote, Quote, SourceAsset
+from kasparro.admin_utils import BoundedCountPaginator
+
+TOP_ASSETS = 30
 
 
 class SourceAssetInline(admin.TabularInline):
@@ -17,13 +32,32 @@ class LatestQuoteInline(admin.TabularInline):
     readonly_fields = fields
     can_delete = False
 
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+def best_rank():
+    """The asset's best market-cap rank over its latest quotes (a correlated subquery)."""
+    return Subquery(
+        LatestQuote.objects.filter(asset=OuterRef("pk"), market_cap_rank__isnull=False)
+        .order_by("market_cap_rank")
+        .values("market_cap_rank")[:1]
+    )
+
 
 @admin.register(Asset)
 class AssetAdmin(admin.ModelAdmin):
-    list_display = ["slug", "symbol", "name", "updated_at"]
+    list_display = ["slug", "symbol", "name", "rank", "updated_at"]
     search_fields = ["slug", "symbol", "name"]
     ordering = ["slug"]
     inlines = [SourceAssetInline, LatestQuoteInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(rank=best_rank())
+
+    @admin.display(description="rank", ordering=F("rank").asc(nulls_last=True))
+    def rank(self, obj: Asset) -> int | None:
+        return obj.rank
 
 
 @admin.register(SourceAsset)
@@ -33,41 +67,151 @@ class SourceAssetAdmin(admin.ModelAdmin):
     search_fields = ["key", "asset__slug", "asset__symbol", "asset__name"]
     list_select_related = ["asset"]
     raw_id_fields = ["asset"]
+    ordering = ["source", "key"]
+
+
+class QuoteSourceFilter(admin.SimpleListFilter):
+    """Sources that have quotes, read from LatestQuote rather than DISTINCT over the series."""
+
+    title = "source"
+    parameter_name = "source"
+
+    def lookups(self, request, model_admin):
+        sources = LatestQuote.objects.order_by("source").values_list("source", flat=True)
+        return [(s, s) for s in sources.distinct()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(source=self.value()) if self.value() else queryset
+
+
+class AssetFilter(admin.SimpleListFilter):
+    """The best-ranked assets (from LatestQuote) plus the selected one: never a quote scan."""
+
+    title = "asset"
+    parameter_name = "asset"
+
+    def _selected_id(self) -> int | None:
+        value = self.value()
+        if not value:
+            return None
+        try:
+            return int(value)
+        except ValueError as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+    def lookups(self, request, model_admin):
+        # Ranks come from the rank index of LatestQuote; an asset has a row per source.
+        ranked = (
+            LatestQuote.objects.filter(market_cap_rank__isnull=False)
+            .order_by("market_cap_rank", "asset_id")
+            .values_list("asset_id", "asset__name", "asset__symbol")
+        )
+        top: dict[int, str] = {}
+        for pk, name, symbol in ranked[: TOP_ASSETS * 4]:
+            if len(top) < TOP_ASSETS:
+                top.setdefault(pk, f"{name} ({symbol})")
+        selected = self._selected_id()
+        if selected is not None and selected not in top:
+            for pk, name, symbol in Asset.objects.filter(pk=selected).values_list(
+                "pk", "name", "symbol"
+            ):
+                top[pk] = f"{name} ({symbol})"
+        return [(str(pk), label) for pk, label in top.items()]
+
+    def queryset(self, request, queryset):
+        selected = self._selected_id()
+        return queryset if selected is None else queryset.filter(asset_id=selected)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """ETL-owned data: analysts read it, the loaders write it."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Quote)
-class QuoteAdmin(admin.ModelAdmin):
+class QuoteAdmin(ReadOnlyAdmin):
     list_display = [
+        "observed_at",
         "asset",
         "source",
-        "observed_at",
         "price_usd",
         "market_cap",
         "volume_24h",
         "price_change_24h",
         "market_cap_rank",
+        "ingested_at",
     ]
-    list_filter = ["source"]
+    list_filter = [QuoteSourceFilter, AssetFilter]
     search_fields = ["asset__slug", "asset__symbol"]
     list_select_related = ["asset"]
     date_hierarchy = "observed_at"
+    # Quotes arrive in time order, so the primary key gives newest first without sorting the
+    # series (observed_at has only a BRIN index); the column header sorts by observed_at.
+    ordering = ["-pk"]
     show_full_result_count = False
-    raw_id_fields = ["asset"]
-    ordering = ["-observed_at"]
+    paginator = BoundedCountPaginator
+
+
+@admin.register(LatestQuote)
+class LatestQuoteAdmin(ReadOnlyAdmin):
+    list_display = [
+        "asset",
+        "source",
+        "market_cap_rank",
+        "price_usd",
+        "market_cap",
+        "volume_24h",
+        "price_change_24h",
+        "observed_at",
+    ]
+    list_filter = ["source"]
+    search_fields = ["asset__slug", "asset__symbol", "asset__name"]
+    list_select_related = ["asset"]
+    ordering = [F("market_cap_rank").asc(nulls_last=True), "source", "asset__slug"]
 
 
 class MentionInline(admin.TabularInline):
     model = ArticleAsset
     extra = 0
-    raw_id_fields = ["asset"]
+    fields = ["asset", "matched_by"]
+    readonly_fields = fields
+    can_delete = False
+    verbose_name = "mentioned asset"
+    verbose_name_plural = "mentioned assets"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("asset")
 
 
 @admin.register(Article)
-class ArticleAdmin(admin.ModelAdmin):
-    list_display = ["title", "feed", "published_at", "author"]
+class ArticleAdmin(ReadOnlyAdmin):
+    list_display = ["title", "feed", "published_at", "author", "fetched_at"]
     list_filter = ["feed"]
     search_fields = ["title", "summary", "guid"]
     date_hierarchy = "published_at"
     ordering = ["-published_at"]
     inlines = [MentionInline]
     show_full_result_count = False
+    fields = [
+        "title",
+        "url",
+        "feed",
+        "guid",
+        "author",
+        "published_at",
+        "summary",
+        "fetched_at",
+        "updated_at",
+        "content_hash",
+    ]

@@ -1,4 +1,6 @@
-"""Writes to Run rows: start, count a committed page, finish, skip."""
+"""Writes to Run rows: start, count a committed page, finish, skip; and the operator's requests
+for new runs (retry a run, run a source now), enqueued by task name since `runs` never imports
+`etl`."""
 
 from __future__ import annotations
 
@@ -6,9 +8,11 @@ import os
 import socket
 import uuid
 
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from kasparro.errors import ApplicationError, NotFoundError
 from runs.models import Run
 
 COUNTERS = (
@@ -97,3 +101,45 @@ def run_skip(
         finished_at=now,
         error_message=reason,
     )
+
+
+# --- Operator requests --------------------------------------------------------------------------
+
+INGEST_TASK = "etl.ingest"
+RETRYABLE = (Run.Status.FAILED, Run.Status.PARTIAL)
+
+
+def _ingest_enqueue(*, source: str, trigger: str, parent_run_id: str | None = None) -> None:
+    """Queue `etl.ingest` once the caller's transaction commits.
+
+    A signature by name resolves to the registered task when this process knows it (so its
+    routing and options apply, and eager mode runs it in place) and falls back to sending the
+    name to the broker otherwise; `send_task` alone would ignore eager mode.
+    """
+    from kasparro.celery import app
+
+    kwargs = {"trigger": trigger, "parent_run_id": parent_run_id}
+    signature = app.signature(INGEST_TASK, args=[source], kwargs=kwargs)
+    transaction.on_commit(signature.apply_async)
+
+
+def run_retry(*, run_id: uuid.UUID | str) -> Run:
+    """Queue a new run of a failed or partial run's source, linked to it. The new run resumes
+    from the source's checkpoint: the pages that committed are not fetched again."""
+    run = Run.objects.filter(pk=run_id).first()
+    if run is None:
+        raise NotFoundError(f"run {run_id} does not exist")
+    if run.status not in RETRYABLE:
+        raise ApplicationError(
+            f"run {str(run.id)[:8]} of {run.source} is {run.status}: "
+            "only failed or partial runs can be retried"
+        )
+    _ingest_enqueue(source=run.source, trigger=Run.Trigger.RETRY, parent_run_id=str(run.id))
+    return run
+
+
+def source_run_now(*, source: str) -> None:
+    """Queue a manual run of a source; it resumes from the source's checkpoint."""
+    if not source:
+        raise ApplicationError("a source name is required")
+    _ingest_enqueue(source=source, trigger=Run.Trigger.MANUAL)
