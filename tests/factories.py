@@ -164,6 +164,21 @@ class RunFactory(Factory):
     checkpoint_after = {"next_page": 1}
 
 
+def finished_run(
+    *, hours_ago: float = 1.0, seconds: float = 10.0, items: int = 100, **fields
+) -> Run:
+    """A finished run that started `hours_ago`, took `seconds` and fetched `items`."""
+    started = timezone.now() - dt.timedelta(hours=hours_ago)
+    fields.setdefault("items_inserted", items)
+    return RunFactory(
+        started_at=started,
+        finished_at=started + dt.timedelta(seconds=seconds),
+        items_fetched=items,
+        items_updated=0,
+        **fields,
+    )
+
+
 # --- etl ----------------------------------------------------------------------------------------
 
 

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -30,31 +29,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import coingecko_pages
-from tests.support import PYTHON, ROOT, process_env
+from tests.support import PYTHON, ROOT, free_port, manage, process_env
 
 PER_PAGE = 25
 DB_NAME = "kasparro_outage"
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def manage(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [PYTHON, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def fixture_items() -> list[dict]:

@@ -11,21 +11,9 @@ from django.db import connection
 
 from crypto.models import Quote
 from runs.models import Run
-from tests.support import PYTHON, ROOT, database_url, process_env
+from tests.support import PYTHON, ROOT, database_url, manage, process_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def manage(*args: str, env: dict[str, str], timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [PYTHON, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def test_etl_run_cli_ingests_and_exits_zero(coingecko):

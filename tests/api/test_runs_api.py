@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from kasparro.apikeys.services import apikey_create, apikey_revoke
 from runs.models import Run
+from tests.factories import finished_run
 
 pytestmark = pytest.mark.django_db
 
@@ -19,16 +20,8 @@ pytestmark = pytest.mark.django_db
 def make_run(
     source="coingecko", status="success", seconds=10.0, fetched=100, ago_hours=1.0, **fields
 ) -> Run:
-    started = timezone.now() - dt.timedelta(hours=ago_hours)
-    return Run.objects.create(
-        source=source,
-        status=status,
-        trigger="beat",
-        started_at=started,
-        finished_at=started + dt.timedelta(seconds=seconds),
-        items_fetched=fetched,
-        items_inserted=fetched,
-        **fields,
+    return finished_run(
+        source=source, status=status, seconds=seconds, items=fetched, hours_ago=ago_hours, **fields
     )
 
 

@@ -14,6 +14,7 @@ from kasparro.apikeys.services import apikey_create
 from runs.anomaly import run_anomalies, run_score_store, run_scores
 from runs.comparison import asset_changes, asset_findings
 from runs.models import Run
+from tests.factories import finished_run
 
 pytestmark = pytest.mark.django_db
 
@@ -32,15 +33,12 @@ def make(
     source="coingecko",
     prices=None,
 ) -> Run:
-    started = timezone.now() - dt.timedelta(hours=hours_ago)
-    return Run.objects.create(
-        source=source,
+    return finished_run(
+        hours_ago=hours_ago,
+        items=items,
+        seconds=seconds,
         status=status,
-        trigger="beat",
-        started_at=started,
-        finished_at=started + dt.timedelta(seconds=seconds),
-        items_fetched=items,
-        items_inserted=items,
+        source=source,
         items_quarantined=quarantined,
         drift_findings=drift,
         freshness_lag_seconds=lag,
