@@ -20,15 +20,18 @@ from crypto.selectors import (
     asset_list,
     latest_quote_list,
 )
-from kasparro.api import ERRORS, ApiView, ErrorSerializer, PageParams, envelope_serializer
+from kasparro.api import (
+    ERRORS,
+    ApiView,
+    ErrorSerializer,
+    PageParams,
+    api_sources,
+    envelope_serializer,
+)
 from kasparro.errors import NotFoundError
 from kasparro.request_id import get_request_id
 
 SOURCE_ALIASES = {"rss_feed": "rss"}
-
-
-def _sources() -> list[str]:
-    return [*settings.MARKET_SOURCES, *settings.NEWS_SOURCES]
 
 
 # --- Serializers ---------------------------------------------------------------------------------
@@ -96,9 +99,9 @@ class DataParams(PageParams):
 
     def validate_source(self, value: str) -> str:
         value = SOURCE_ALIASES.get(value.strip().lower(), value.strip().lower())
-        if value not in _sources():
+        if value not in api_sources():
             raise serializers.ValidationError(
-                f"unknown source {value!r}; one of {', '.join(_sources())} (or rss_feed)"
+                f"unknown source {value!r}; one of {', '.join(api_sources())} (or rss_feed)"
             )
         return value
 

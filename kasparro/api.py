@@ -21,6 +21,11 @@ from kasparro.request_id import get_request_id
 logger = logging.getLogger(__name__)
 
 
+def api_sources() -> list[str]:
+    """Every source name the API accepts (settings.MARKET_SOURCES + NEWS_SOURCES)."""
+    return [*settings.MARKET_SOURCES, *settings.NEWS_SOURCES]
+
+
 class _FailOpen:
     """A throttle that lets requests through when its cache (Redis) is unreachable: reads keep
     being served while the broker is down, and the failure is logged."""

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.conf import settings
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from kasparro.api import AUTH_ERRORS, ApiView, ErrorSerializer, PageParams, envelope_serializer
+from kasparro.api import (
+    AUTH_ERRORS,
+    ApiView,
+    ErrorSerializer,
+    PageParams,
+    api_sources,
+    envelope_serializer,
+)
 from kasparro.apikeys.authentication import HasAPIKey
 from kasparro.errors import NotFoundError
 from kasparro.request_id import get_request_id
 from runs.comparison import runs_report
 from runs.models import Run
 from runs.selectors import run_list, runs_stats
-
-
-def _sources() -> list[str]:
-    return [*settings.MARKET_SOURCES, *settings.NEWS_SOURCES]
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -119,7 +121,7 @@ class StatsApi(TokenApiView):
     @extend_schema(parameters=[StatsParams], responses={200: StatsSerializer, **AUTH_ERRORS})
     def get(self, request: Request) -> Response:
         p = self.params(StatsParams, request)
-        stats = runs_stats(sources=_sources(), window=dt.timedelta(hours=p["window_hours"]))
+        stats = runs_stats(sources=api_sources(), window=dt.timedelta(hours=p["window_hours"]))
         stats["request_id"] = get_request_id()
         return Response(StatsSerializer(stats).data)
 
@@ -135,7 +137,7 @@ class RunListParams(PageParams):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["source"].choices = _sources()
+        self.fields["source"].choices = api_sources()
 
 
 class RunListApi(TokenApiView):
