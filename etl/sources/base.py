@@ -83,6 +83,9 @@ class Source:
     text_values: ClassVar[bool] = False
     # True when items carry only some of the optional fields (CSV columns vary by file).
     sparse: ClassVar[bool] = False
+    # True when all the items of a page share one shape (a CSV page: one file, one header), so
+    # drift detection may look at a sample of them.
+    uniform_pages: ClassVar[bool] = False
 
     def observe(self, item: Any) -> dict | None:
         """The item as field -> value, for drift detection (None: not an object)."""

@@ -218,10 +218,13 @@ class _FastPlan:
                 observed_at = observed_at.astimezone(_UTC)
         except (ValueError, ArithmeticError):
             return None
-        coin_id = " ".join(values[self.coin_id].split()).lower() if self.coin_id is not None else ""
-        symbol = " ".join(values[self.symbol].split()).upper() if self.symbol is not None else ""
-        name = " ".join(values[self.name].split()) if self.name is not None else ""
-        if not coin_id or len(symbol) > 50 or len(name) > 200 or "  " in name:
+        coin_id = values[self.coin_id].strip().lower() if self.coin_id is not None else ""
+        symbol = values[self.symbol].strip().upper() if self.symbol is not None else ""
+        name = values[self.name].strip() if self.name is not None else ""
+        if not coin_id or len(symbol) > 50 or len(name) > 200:
+            return None
+        # Inner runs of spaces, tabs or other odd characters: normalize() cleans those.
+        if "  " in name or not (coin_id + symbol + name).isprintable():
             return None
         return MarketItem(
             source_key=coin_id,
@@ -255,6 +258,7 @@ class CsvSource(Source):
     key_fields = ("coin_id", "symbol")
     text_values = True
     sparse = True
+    uniform_pages = True
     cursor_field = None  # resumes by byte offset; rows without a time take the file's
 
     def __init__(self, *, drop_dir: Path | str | None = None, page_rows: int | None = None):

@@ -297,3 +297,21 @@ def test_drift_counts_show_in_run_detail_and_stats(coingecko, client):
     assert stats["sources"]["coingecko"]["drift_findings"] == 6
     assert Run.objects.get(pk=run.id).drift_events.count() == 3
     assert json.dumps(detail)  # serialisable
+
+
+def test_big_uniform_pages_are_checked_on_a_sample_and_held_whole():
+    from etl.services.drift import DRIFT_SAMPLE, DriftContext, drift_triage
+
+    rows = [
+        {
+            "file": "f.csv",
+            "row": i,
+            "header": ["coin_id", "name", "priceUSD"],
+            "values": [f"coin-{i}", f"Coin {i}", "1.5"],
+            "mtime": "2025-12-28T00:00:00Z",
+        }
+        for i in range(DRIFT_SAMPLE * 3)
+    ]
+    _, triage = drift_triage(CSV, rows, DriftContext("freeze", {}, set(), set()))
+    assert [f.fingerprint for f in triage.findings] == ["renamed:price_usd>priceusd"]
+    assert len(triage.held) == len(rows)
