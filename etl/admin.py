@@ -32,7 +32,7 @@ from etl.services.drift import drift_accept, drift_reject
 from etl.services.quarantine import quarantine_discard, quarantine_replay
 from etl.sources import get_source_class
 from etl.tasks import replay_drift
-from kasparro.admin_utils import compact_json, pretty_json
+from kasparro.admin_utils import ViewOnlyWithActionsMixin, compact_json, pretty_json
 from kasparro.errors import ApplicationError
 
 
@@ -196,7 +196,7 @@ class RunFilter(admin.SimpleListFilter):
 
 
 @admin.register(QuarantinedRecord)
-class QuarantinedRecordAdmin(admin.ModelAdmin):
+class QuarantinedRecordAdmin(ViewOnlyWithActionsMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "source",
@@ -226,16 +226,6 @@ class QuarantinedRecordAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
     actions = ["replay", "discard"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # Items are view-only; the model permission gates the actions.
-        return obj is None and super().has_change_permission(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="reason")
     def reason_short(self, obj: QuarantinedRecord) -> str:

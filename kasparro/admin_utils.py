@@ -39,3 +39,17 @@ class BoundedCountPaginator(Paginator):
     @property
     def bounded(self) -> bool:
         return self.count >= self.limit
+
+
+class ViewOnlyWithActionsMixin:
+    """Rows are never added, edited or deleted here; the model's change permission (asked with
+    no object) still gates the admin actions, which call services."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False

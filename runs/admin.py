@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import capfirst
 
-from kasparro.admin_utils import pretty_json
+from kasparro.admin_utils import ViewOnlyWithActionsMixin, pretty_json
 from kasparro.errors import ApplicationError
 from runs.models import Run
 from runs.services import run_retry, source_run_now
@@ -22,7 +22,7 @@ def run_link(run: Run) -> SafeString:
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(ViewOnlyWithActionsMixin, admin.ModelAdmin):
     list_display = [
         "started_at",
         "source",
@@ -76,17 +76,6 @@ class RunAdmin(admin.ModelAdmin):
         "drift_events_links",
         "quarantined_items",
     ]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # Rows are never edited: a run's page is view-only. The model-level permission (obj
-        # None) gates the actions, which ask for new runs rather than change this one.
-        return obj is None and super().has_change_permission(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     # --- List columns -------------------------------------------------------------------------
 
