@@ -289,8 +289,8 @@ class RawRecordAdmin(admin.ModelAdmin):
 
 @admin.register(SourceLease)
 class SourceLeaseAdmin(admin.ModelAdmin):
-    list_display = ["source", "holder", "expires_at"]
-    readonly_fields = ["source", "holder", "expires_at"]
+    list_display = ["source", "holder", "renewed_at", "expires_at"]
+    readonly_fields = ["source", "holder", "renewed_at", "expires_at"]
 
     def has_add_permission(self, request):
         return False

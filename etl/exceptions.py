@@ -24,7 +24,12 @@ class SourceConfigError(EtlError):
 
 
 class LeaseLostError(EtlError):
-    """Another run took over this source after our lease expired; stop without committing."""
+    """Another run took over this source's claim (ours was found dead); stop without
+    committing."""
+
+
+class RunAbandoned(EtlError):
+    """Recorded on a run whose process died mid-run (its claim on the source was found dead)."""
 
 
 class SourcePaused(EtlError):

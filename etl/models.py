@@ -107,12 +107,16 @@ class QuarantinedRecord(models.Model):
 
 
 class SourceLease(models.Model):
-    """One run per source at a time. The holder renews it with every page; a dead holder's
-    lease simply expires. A page commits only while its run still holds the lease (fencing)."""
+    """One run per source at a time: the claim's record and fencing token. A live holder's
+    heartbeat renews it every few seconds; a dead holder's lease expires (etl/services/claim.py).
+    A page commits only while its run still holds the lease."""
 
     source = models.CharField(max_length=50, primary_key=True)
     holder = models.UUIDField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    renewed_at = models.DateTimeField(
+        null=True, blank=True, help_text="The holder's last heartbeat."
+    )
 
     def __str__(self) -> str:
         return f"lease {self.source}"

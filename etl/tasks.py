@@ -2,19 +2,21 @@
 
 `etl.ingest` is idempotent (pages commit with their checkpoint), so it is acked late and
 re-queued if its worker dies. A run that failed on a transient upstream or database error is
-retried with exponential backoff and full jitter, as a new run linked to the failed one.
+retried with exponential backoff and equal jitter, as a new run linked to the failed one.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from etl.services.ingest import ingest_run
-from etl.services.reaper import runs_reap_abandoned
+from etl.services.reaper import runs_reap
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ TRANSIENT_ERRORS = (
 
 
 def retry_countdown(retries: int) -> float:
-    """Full jitter over an exponential ceiling, capped below the broker's visibility timeout."""
+    """Equal jitter over an exponential ceiling, capped below the broker's visibility timeout."""
     ceiling = min(settings.ETL_TASK_RETRY_CAP, settings.ETL_TASK_RETRY_BASE * 2**retries)
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
@@ -57,6 +59,11 @@ def ingest(self, source: str, trigger: str = "beat", parent_run_id: str | None =
         and self.request.retries < settings.ETL_TASK_MAX_RETRIES
     ):
         countdown = retry_countdown(self.request.retries)
+        # Recorded so that the reaper queues the retry itself if the worker holding its
+        # countdown dies (the broker would give it back only after its visibility timeout).
+        Run.objects.filter(pk=run.pk).update(
+            retry_at=timezone.now() + dt.timedelta(seconds=countdown)
+        )
         logger.warning(
             "transient failure, retrying",
             extra={"run_id": str(run.id), "source": run.source, "countdown": round(countdown)},
@@ -70,8 +77,8 @@ def ingest(self, source: str, trigger: str = "beat", parent_run_id: str | None =
 
 @shared_task(name="etl.reap")
 def reap() -> int:
-    """Fail runs whose worker died (their lease expired)."""
-    return runs_reap_abandoned()
+    """Fail runs whose process died and queue their recovery; queue orphaned retries."""
+    return len(runs_reap())
 
 
 @shared_task(name="etl.replay_drift", acks_late=True, reject_on_worker_lost=True)

@@ -177,6 +177,9 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The queue tasks go to and workers read unless told otherwise (separates deployments or
+# test runs sharing one Redis).
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
@@ -282,8 +285,10 @@ ETL_HTTP_BACKOFF_BASE = env.float("ETL_HTTP_BACKOFF_BASE", default=1.0)
 ETL_HTTP_BACKOFF_CAP = env.float("ETL_HTTP_BACKOFF_CAP", default=60.0)
 
 # Pipeline
-# Longer than the task's soft time limit: a live run never loses its lease between pages.
-ETL_LEASE_SECONDS = env.int("ETL_LEASE_SECONDS", default=30 * 60)
+# A live run's heartbeat renews its claim on the source every LEASE/6 s (at most 10 s); a
+# dead run's claim expires LEASE after its last beat (on PostgreSQL an advisory lock frees it
+# at once). See etl/services/claim.py.
+ETL_LEASE_SECONDS = env.int("ETL_LEASE_SECONDS", default=45)
 ETL_TASK_MAX_RETRIES = env.int("ETL_TASK_MAX_RETRIES", default=3)
 ETL_TASK_RETRY_BASE = env.float("ETL_TASK_RETRY_BASE", default=60.0)  # seconds
 ETL_TASK_RETRY_CAP = env.float("ETL_TASK_RETRY_CAP", default=15 * 60.0)  # < visibility timeout

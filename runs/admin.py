@@ -44,7 +44,10 @@ class RunAdmin(ViewOnlyWithActionsMixin, admin.ModelAdmin):
     actions = ["retry", "run_now"]
     fieldsets = [
         (None, {"fields": ["id", "source", "status", "trigger", "parent_link", "retries"]}),
-        ("Timings", {"fields": ["started_at", "finished_at", "heartbeat_at", "duration"]}),
+        (
+            "Timings",
+            {"fields": ["started_at", "finished_at", "heartbeat_at", "retry_at", "duration"]},
+        ),
         (
             "Counters",
             {

@@ -22,8 +22,6 @@ class Run(models.Model):
         CLI = "cli", "Command line"
         REPLAY = "replay", "Replay"
 
-    FINISHED = (Status.SUCCESS, Status.PARTIAL, Status.FAILED, Status.SKIPPED)
-
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     source = models.CharField(max_length=50)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
@@ -37,6 +35,12 @@ class Run(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the automatic retry of this failed run is due; the reaper queues it "
+        "itself if it has not started by then (its worker may have died holding it).",
+    )
 
     pages = models.PositiveIntegerField(default=0)
     items_fetched = models.PositiveIntegerField(default=0)
@@ -76,7 +80,3 @@ class Run(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in self.FINISHED

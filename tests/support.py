@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -103,3 +106,61 @@ def manage(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.
         timeout=timeout,
         check=False,
     )
+
+
+@dataclasses.dataclass
+class Worker:
+    process: subprocess.Popen
+    queue: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def celery_worker(
+    env: dict[str, str], *, concurrency: int = 1, queue: str | None = None
+) -> Iterator[Worker]:
+    """A real prefork Celery worker (as deployed) on a queue of its own, which is also its
+    default queue, so what it enqueues itself (retries, the reaper's recovery) comes back to it.
+    Stopped with its whole process group afterwards."""
+    queue = queue or f"test-{uuid.uuid4().hex[:8]}"
+    log_path = Path(tempfile.mkstemp(prefix="kasparro-worker-", suffix=".log")[1])
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "kasparro",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(concurrency),
+                "--loglevel",
+                "INFO",
+                "--without-mingle",
+                "--without-gossip",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env={**env, "CELERY_TASK_DEFAULT_QUEUE": queue},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield Worker(process, queue, log_path)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        log_path.unlink(missing_ok=True)

@@ -9,7 +9,7 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from etl.services.schedules import schedules_ensure
 from kasparro.apikeys.models import APIKey
@@ -40,7 +40,23 @@ def test_hourly_schedules_exist_after_migrate_and_are_never_overwritten():
 
     PeriodicTask.objects.filter(name="etl.ingest:rss").delete()
     assert schedules_ensure() == ["etl.ingest:rss"]
-    assert PeriodicTask.objects.get(name="etl.reap").interval.every == 5
+    reaper = PeriodicTask.objects.get(name="etl.reap")
+    assert (reaper.interval.every, reaper.interval.period) == (1, "minutes")
+
+
+def test_the_reaper_schedule_of_earlier_releases_is_tightened_but_an_operators_is_kept():
+    """Every 5 minutes (the earlier default) cannot keep the recovery bound: it becomes every
+    minute. An interval an operator chose stays."""
+    reaper = PeriodicTask.objects.get(name="etl.reap")
+    five, _ = IntervalSchedule.objects.get_or_create(every=5, period="minutes")
+    PeriodicTask.objects.filter(pk=reaper.pk).update(interval=five)
+    schedules_ensure()
+    assert PeriodicTask.objects.get(pk=reaper.pk).interval.every == 1
+
+    thirty, _ = IntervalSchedule.objects.get_or_create(every=30, period="seconds")
+    PeriodicTask.objects.filter(pk=reaper.pk).update(interval=thirty)
+    schedules_ensure()
+    assert PeriodicTask.objects.get(pk=reaper.pk).interval == thirty
 
 
 def test_apikey_create_prints_once_and_stores_only_a_hash():

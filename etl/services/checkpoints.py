@@ -1,20 +1,14 @@
 """Operator changes to a source's checkpoint: reset it (start from scratch) or rewind it.
 
 A run in progress writes the checkpoint with every page it commits, so it would silently undo
-the change: the change is made holding the source's lease, and refused while a run holds it.
+the change: the change is made holding the source's claim, and refused while a run holds it.
 """
 
 from __future__ import annotations
 
-import uuid
-
-from django.db.models.functions import Now
-
-from etl.models import SourceLease
-from etl.services.state import checkpoint_get, checkpoint_set, lease_acquire, lease_release
+from etl.services.claim import SourceBusy, source_claim_holder, source_claimed
+from etl.services.state import checkpoint_get, checkpoint_set
 from kasparro.errors import ApplicationError
-
-LEASE_SECONDS = 60
 
 
 def _busy(source: str) -> ApplicationError:
@@ -26,9 +20,7 @@ def _busy(source: str) -> ApplicationError:
 
 def checkpoint_check_writable(*, source: str) -> None:
     """Raise ApplicationError while a run holds the source (early feedback for forms)."""
-    if SourceLease.objects.filter(
-        source=source, holder__isnull=False, expires_at__gt=Now()
-    ).exists():
+    if source_claim_holder(source=source) is not None:
         raise _busy(source)
 
 
@@ -36,15 +28,13 @@ def checkpoint_rewind(*, source: str, cursor: dict) -> dict:
     """Set the cursor the next run resumes from; return the cursor it replaces."""
     if not isinstance(cursor, dict):
         raise ApplicationError("a cursor is a JSON object ({} starts from scratch)")
-    holder = uuid.uuid4()
-    # Holding the lease, no run can start (and read the old cursor) while we write.
-    if not lease_acquire(source=source, holder=holder, seconds=LEASE_SECONDS):
-        raise _busy(source)
+    # Holding the claim, no run can start (and read the old cursor) while we write.
     try:
-        before = checkpoint_get(source=source)
-        checkpoint_set(source=source, cursor=cursor)
-    finally:
-        lease_release(source=source, holder=holder)
+        with source_claimed(source=source):
+            before = checkpoint_get(source=source)
+            checkpoint_set(source=source, cursor=cursor)
+    except SourceBusy:
+        raise _busy(source) from None
     return before
 
 

@@ -21,6 +21,7 @@ import functools
 import gc
 import logging
 import queue
+import random
 import sys
 import threading
 import time
@@ -30,13 +31,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 
 from crypto.models import Asset
-from etl.exceptions import ItemError, SourcePaused
+from etl.exceptions import ItemError, LeaseLostError, SourcePaused
 from etl.faults import FaultPlan
-from etl.models import SourceLease
+from etl.services.claim import SourceClaim
 from etl.services.drift import (
     DriftContext,
     Triage,
@@ -49,14 +56,11 @@ from etl.services.drift import (
 from etl.services.identity import IdentityResolver
 from etl.services.loaders import LoadResult, articles_upsert, copy_line_tail, quotes_upsert
 from etl.services.mentions import MentionMatcher
-from etl.services.reaper import runs_reap_abandoned
+from etl.services.reaper import runs_fail_abandoned
 from etl.services.state import (
     checkpoint_advance,
     checkpoint_get,
     content_hash,
-    lease_acquire,
-    lease_release,
-    lease_renew,
     quarantine_add,
     raw_record_store,
     upstream_counts_add,
@@ -267,9 +271,7 @@ def ingest_run(
     source = build_source(name)
     plan = faults if faults is not None else FaultPlan.parse(settings.ETL_FAULTS)
     run_id = uuid.uuid4()
-    lease_seconds = settings.ETL_LEASE_SECONDS
 
-    runs_reap_abandoned(source=name)
     policy = source_policy_get(source=name)
     if policy.paused:
         return run_skip(
@@ -279,18 +281,22 @@ def ingest_run(
             parent_id=parent_run_id,
             reason=f"source paused: {policy.paused_reason or 'by an operator'}",
         )
-    if not lease_acquire(source=name, holder=run_id, seconds=lease_seconds):
-        holder = SourceLease.objects.filter(source=name).values_list("holder", flat=True).first()
+    claim = SourceClaim(source=name, holder=run_id, task_id=task_id)
+    if not claim.acquire():
+        holder = claim.busy_holder
         logger.info("source busy, run skipped", extra={"source": name, "holder": str(holder)})
         return run_skip(
             source=name,
             trigger=trigger,
             task_id=task_id,
             parent_id=parent_run_id,
-            reason=f"another run of {name} holds the lease (run {holder})",
+            reason=f"another run of {name} is in progress (run {holder})",
         )
     run = None
     try:
+        # Holding the claim proves any other running run of the source dead: this run is
+        # their recovery, and links to the newest of them when nothing else asked for it.
+        dead = runs_fail_abandoned(source=name, except_run=run_id)
         drift = drift_context_load(source=name)
         seen = RunSeen()
         cursor = checkpoint_get(source=name)
@@ -298,7 +304,7 @@ def ingest_run(
             run_id=run_id,
             source=name,
             trigger=trigger,
-            parent_id=parent_run_id,
+            parent_id=parent_run_id or dead,
             task_id=task_id,
             checkpoint_before=cursor,
         )
@@ -306,7 +312,7 @@ def ingest_run(
             "run started", extra={"run_id": str(run_id), "source": name, "trigger": trigger}
         )
         with _tuned_for_throughput(), log_context(run_id=str(run_id), source=name):
-            status, message = _execute(source, run_id, cursor, plan, progress, drift, seen)
+            status, message = _execute(source, claim, cursor, plan, progress, drift, seen)
         seen.store(run_id)
         run = run_finish(run_id=run_id, status=status, message=message)
         _score(run_id)
@@ -317,7 +323,7 @@ def ingest_run(
         if run is None:
             raise
         try:
-            run = _with_database_retries(
+            run = database_retrying(
                 functools.partial(run_finish, run_id=run_id, status=Run.Status.FAILED, error=exc)
             )
         except Exception:
@@ -335,9 +341,9 @@ def ingest_run(
             except Exception:
                 logger.exception("could not record upstream counters", extra={"source": name})
         try:
-            _with_database_retries(lambda: lease_release(source=name, holder=run_id))
+            database_retrying(claim.release)
         except Exception:
-            logger.exception("could not release the lease; it will expire", extra={"source": name})
+            logger.exception("could not release the claim; it will expire", extra={"source": name})
 
 
 def _score(run_id: uuid.UUID) -> None:
@@ -348,35 +354,75 @@ def _score(run_id: uuid.UUID) -> None:
         logger.exception("could not score the run", extra={"run_id": str(run_id)})
 
 
-def _with_database_retries(write: Callable[[], Any], attempts: int = 5, pause: float = 1.0):
-    """Bookkeeping after a failure may meet the database mid-restart: drop the broken
-    connection and try again for a few seconds, so the run is recorded, not left running."""
-    for attempt in range(attempts):
+DATABASE_ATTEMPTS = 6  # waits of about 0.5, 1, 2, 4 and 8 s: a restart of a few seconds
+
+
+def database_retrying(
+    write: Callable[[], Any], *, on_retry: Callable[[], None] | None = None
+) -> Any:
+    """Run `write` (a transaction of its own), again on a new connection when the database
+    was lost (a restart, a failover), with exponential backoff and equal jitter. Inside a
+    caller's transaction nothing can be retried: the error is raised as it is."""
+    for attempt in range(DATABASE_ATTEMPTS):
         try:
             return write()
         except (OperationalError, InterfaceError):
-            if attempt == attempts - 1:
+            if attempt == DATABASE_ATTEMPTS - 1 or connection.in_atomic_block:
                 raise
-            logger.warning("database unavailable while recording the run; retrying")
+            pause = min(8.0, 0.5 * 2**attempt)
+            pause = random.uniform(pause / 2, pause)  # noqa: S311 - jitter, not security
+            logger.warning(
+                "database unavailable; retrying", extra={"attempt": attempt + 1, "pause": pause}
+            )
             connection.close()
             time.sleep(pause)
-    return None
+            if on_retry is not None:
+                on_retry()
+    raise AssertionError("unreachable")
+
+
+class _PageWriter:
+    """Commits prepared pages of one run; keeps the per-run caches the page transactions fill
+    (identities, mentions), dropped whenever a transaction rolls back."""
+
+    def __init__(self, source: Source, claim: SourceClaim, plan: FaultPlan, seen: RunSeen) -> None:
+        self.source, self.claim, self.plan, self.seen = source, claim, plan, seen
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget what rolled-back transactions taught the caches (assets they created)."""
+        kind = self.source.kind
+        self.resolver = IdentityResolver(source=self.source.name) if kind == "market" else None
+        self.matcher = MentionMatcher.from_database() if kind == "news" else None
+
+    def commit(self, prepared: PreparedPage) -> tuple[LoadResult, list[tuple[Any, str, str]]]:
+        """One page in one transaction; retried from the checkpoint (which the rollback left
+        where it was) if the database was lost on the way."""
+        if self.claim.lost:
+            raise LeaseLostError(f"lost the claim on {self.source.name}: another run took over")
+        if not connection.in_atomic_block:
+            close_old_connections()  # a connection a database restart killed is replaced here
+
+        def write() -> tuple[LoadResult, list[tuple[Any, str, str]]]:
+            with transaction.atomic():
+                return _commit_page(self, prepared)
+
+        return database_retrying(write, on_retry=self.reset)
 
 
 def _execute(
     source: Source,
-    run_id: uuid.UUID,
+    claim: SourceClaim,
     cursor: dict,
     plan: FaultPlan,
     progress: ProgressCallback | None,
     drift: DriftContext | None,
     seen: RunSeen,
 ) -> tuple[str, str]:
-    name = source.name
-    resolver = IdentityResolver(source=name) if source.kind == "market" else None
-    matcher: MentionMatcher | None = None
+    name, run_id = source.name, claim.holder
+    writer = _PageWriter(source, claim, plan, seen)
     part_errors: list[str] = []
-    committed = quarantined = 0
+    answered = quarantined = 0
 
     depth = settings.ETL_READ_AHEAD_PAGES
     for prepared in _read_ahead(_prepare(source, cursor, plan, drift), depth):
@@ -387,13 +433,11 @@ def _execute(
                 "part of the source failed",
                 extra={"run_id": str(run_id), "source": name, "error": page.error},
             )
-        elif not page.not_modified and (page.items or page.cursor != cursor):
-            if source.kind == "news" and matcher is None:
-                matcher = MentionMatcher.from_database()
-            with transaction.atomic():
-                result, bad = _commit_page(source, run_id, prepared, plan, resolver, matcher, seen)
+        else:
+            answered += 1  # a page, or a feed or file that answered (304 included)
+        if not page.error and not page.not_modified and (page.items or page.cursor != cursor):
+            result, bad = writer.commit(prepared)
             cursor = page.cursor
-            committed += 1
             quarantined += len(bad)
             if prepared.triage and prepared.triage.pause_reason:
                 source_pause(source=name, reason=prepared.triage.pause_reason)
@@ -420,7 +464,8 @@ def _execute(
                 }
             )
 
-    if part_errors and not committed:
+    # Every part answered: success; some did: partial; none did: failed.
+    if part_errors and not answered:
         return Run.Status.FAILED, "; ".join(part_errors)
     if part_errors or quarantined:
         notes = list(part_errors)
@@ -431,17 +476,11 @@ def _execute(
 
 
 def _commit_page(
-    source: Source,
-    run_id: uuid.UUID,
-    prepared: PreparedPage,
-    plan: FaultPlan,
-    resolver: IdentityResolver | None,
-    matcher: MentionMatcher | None,
-    seen: RunSeen,
+    writer: _PageWriter, prepared: PreparedPage
 ) -> tuple[LoadResult, list[tuple[Any, str, str]]]:
-    """Everything a page writes, in the caller's transaction."""
+    """Everything a page writes, in the caller's transaction; the claim proved last."""
+    source, plan, run_id = writer.source, writer.plan, writer.claim.holder
     name, page = source.name, prepared.page
-    lease_renew(source=name, holder=run_id, seconds=settings.ETL_LEASE_SECONDS)
     raw = None
     if page.items:
         raw = raw_record_store(
@@ -460,7 +499,9 @@ def _commit_page(
             source=name, run_id=run_id, triage=prepared.triage, items=page.items
         )
     plan.check(name, "load", prepared.number)
-    result = load_good(source, prepared.good, prepared.tails, bad, resolver, matcher, seen)
+    result = load_good(
+        source, prepared.good, prepared.tails, bad, writer.resolver, writer.matcher, writer.seen
+    )
     quarantine_add(source=name, run_id=run_id, raw_record_id=raw.pk if raw else None, entries=bad)
     plan.check(name, "checkpoint", prepared.number)
     checkpoint_advance(source=name, cursor=page.cursor, run_id=run_id)
@@ -474,6 +515,7 @@ def _commit_page(
         items_quarantined=len(bad),
         drift_findings=drift_findings,
     )
+    writer.claim.prove()  # fencing: the page commits only while the claim is ours
     return result, bad
 
 

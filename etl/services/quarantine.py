@@ -8,20 +8,18 @@ reason. Upserts make it idempotent.
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from etl.models import QuarantinedRecord
+from etl.services.claim import SourceBusy, source_claimed
 from etl.services.drift import drift_context_load
 from etl.services.identity import IdentityResolver
 from etl.services.ingest import load_good, prepare_items
 from etl.services.mentions import MentionMatcher
-from etl.services.state import lease_acquire, lease_release
 from etl.sources import build_source
 
 Status = QuarantinedRecord.Status
@@ -54,15 +52,12 @@ def quarantine_replay(*, ids: Iterable[int]) -> dict[str, int]:
     for record in records:
         by_source[record.source].append(record)
     for name, group in by_source.items():
-        holder = uuid.uuid4()
         # Ingestion of the same source would upsert the same rows concurrently: wait for it.
-        if not lease_acquire(source=name, holder=holder, seconds=settings.ETL_LEASE_SECONDS):
-            counts["busy"] += len(group)
-            continue
         try:
-            _replay_group(name, group, counts)
-        finally:
-            lease_release(source=name, holder=holder)
+            with source_claimed(source=name):
+                _replay_group(name, group, counts)
+        except SourceBusy:
+            counts["busy"] += len(group)
     return counts
 
 

@@ -1,39 +1,95 @@
-"""Runs left `running` by a worker that died: once their lease is gone, they are failed
-(abandoned), so operators see them and can retry them. Their committed pages stay committed;
-the next run resumes from the checkpoint."""
+"""Runs whose process died, and retries whose worker died holding them.
+
+A run left `running` is dead once its claim on the source can be taken (etl/services/claim.py:
+at once on PostgreSQL, within `ETL_LEASE_SECONDS` on SQLite). The reaper takes the claim,
+fails such runs as abandoned and queues a recovery run (trigger `retry`, parent = the dead run)
+that resumes from the checkpoint, so the work does not wait for the next scheduled run or for
+the broker's visibility timeout. A run that starts on the source does the same for the dead
+runs it finds, and is itself their recovery.
+
+A failed run whose automatic retry was due more than `RETRY_GRACE` ago and has not started
+(the worker holding its countdown died: the broker would give it back only after its
+visibility timeout) gets its recovery queued too.
+
+Bounds with the shipped defaults (lease 45 s, reaper every minute): a dead run is failed and
+its recovery queued within about 1 minute on PostgreSQL and 2 minutes on SQLite; an orphaned
+retry within `RETRY_GRACE` plus a minute of its due time.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import uuid
 
-from django.db.models import Q
+from django.db import transaction
 from django.utils import timezone
 
-from etl.models import SourceLease
+from etl.exceptions import RunAbandoned
+from etl.services.claim import SourceClaim
+from etl.services.enqueue import ingest_enqueue
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
 
-ABANDONED = "abandoned: its worker stopped without finishing (lease expired); it can be retried"
+ABANDONED = "abandoned: its process died before the run finished; the next run resumes its work"
+ERROR_CLASS = f"{RunAbandoned.__module__}.{RunAbandoned.__qualname__}"
+RETRY_GRACE = dt.timedelta(minutes=2)
 
 
-def runs_reap_abandoned(*, source: str | None = None) -> int:
-    """Fail every running run that no longer holds a live lease on its source."""
-    now = timezone.now()
-    live = SourceLease.objects.filter(holder__isnull=False, expires_at__gt=now)
-    if source:
-        live = live.filter(source=source)
-    holders = set(live.values_list("holder", flat=True))
+def runs_fail_abandoned(*, source: str, except_run: uuid.UUID | None = None) -> uuid.UUID | None:
+    """Fail the source's running runs. Call only while holding its claim, which proves them
+    dead. Returns the newest of them, if any."""
+    running = Run.objects.filter(source=source, status=Run.Status.RUNNING)
+    if except_run is not None:
+        running = running.exclude(pk=except_run)
+    newest = running.order_by("-started_at").values_list("pk", flat=True).first()
+    if newest is None:
+        return None
+    count = running.update(
+        status=Run.Status.FAILED,
+        finished_at=timezone.now(),
+        error_class=ERROR_CLASS,
+        error_message=ABANDONED,
+    )
+    logger.warning("abandoned runs failed", extra={"count": count, "source": source})
+    return newest
+
+
+def runs_reap(*, source: str | None = None) -> list[uuid.UUID]:
+    """Fail dead runs and queue their recovery; queue orphaned retries. Returns the runs
+    whose recovery was queued."""
     running = Run.objects.filter(status=Run.Status.RUNNING)
     if source:
         running = running.filter(source=source)
-    abandoned = running.filter(~Q(pk__in=holders)) if holders else running
-    count = abandoned.update(
-        status=Run.Status.FAILED,
-        finished_at=now,
-        error_class="etl.exceptions.RunAbandoned",
-        error_message=ABANDONED,
-    )
-    if count:
-        logger.warning("abandoned runs failed", extra={"count": count, "source": source})
-    return count
+    recovered = []
+    for name in sorted(set(running.values_list("source", flat=True))):
+        claim = SourceClaim(source=name, holder=uuid.uuid4())
+        if not claim.acquire():
+            continue  # a live run holds it: nothing is dead
+        try:
+            dead = runs_fail_abandoned(source=name)
+        finally:
+            claim.release()
+        if dead is not None:
+            ingest_enqueue(source=name, trigger=Run.Trigger.RETRY, parent_run_id=str(dead))
+            recovered.append(dead)
+    recovered += _retries_orphaned(source=source)
+    return recovered
+
+
+def _retries_orphaned(*, source: str | None) -> list[uuid.UUID]:
+    overdue = Run.objects.filter(
+        status=Run.Status.FAILED, retry_at__lt=timezone.now() - RETRY_GRACE
+    ).exclude(children__isnull=False)
+    if source:
+        overdue = overdue.filter(source=source)
+    queued = []
+    for run_id, name in overdue.values_list("pk", "source"):
+        with transaction.atomic():
+            if Run.objects.filter(pk=run_id, retry_at__isnull=False).update(retry_at=None):
+                ingest_enqueue(source=name, trigger=Run.Trigger.RETRY, parent_run_id=str(run_id))
+                queued.append(run_id)
+    if queued:
+        logger.warning("orphaned retries queued", extra={"count": len(queued)})
+    return queued

@@ -8,22 +8,23 @@ idempotent: items already loaded come out unchanged, a second replay changes not
 from __future__ import annotations
 
 import logging
+import uuid
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from etl.models import DriftEvent, QuarantinedRecord, RawRecord
+from etl.services.claim import SourceClaim
 from etl.services.drift import drift_context_load
 from etl.services.identity import IdentityResolver
 from etl.services.ingest import load_good, prepare_items
 from etl.services.mentions import MentionMatcher
-from etl.services.state import content_hash, lease_acquire, lease_release, quarantine_add
+from etl.services.state import content_hash, quarantine_add
 from etl.sources import build_source
 from kasparro.errors import ApplicationError
 from kasparro.logging import log_context
 from runs.models import Run
-from runs.services import run_finish, run_page_committed, run_start
+from runs.services import run_finish, run_page_committed, run_skip, run_start
 
 logger = logging.getLogger(__name__)
 
@@ -40,14 +41,23 @@ def runs_replay(*, source_name: str, run_ids: list, parent_id=None) -> Run:
             source=name, run_id__in=run_ids, raw_record__isnull=False
         ).values_list("raw_record_id", flat=True)
     )
-    run = run_start(source=name, trigger=Run.Trigger.REPLAY, parent_id=parent_id)
-    if not lease_acquire(source=name, holder=run.id, seconds=settings.ETL_LEASE_SECONDS):
-        run_finish(
-            run_id=run.id,
-            status=Run.Status.SKIPPED,
-            message=f"{name} is being ingested right now; replay again in a moment",
+    claim = SourceClaim(source=name, holder=uuid.uuid4())
+    if not claim.acquire():
+        run_skip(
+            source=name,
+            trigger=Run.Trigger.REPLAY,
+            parent_id=parent_id,
+            reason=f"{name} is being ingested right now; replay again in a moment",
         )
         raise ApplicationError(f"{name} is being ingested right now; try the replay again later.")
+    # Started only once the claim is held: the reaper takes a running run without it as dead.
+    try:
+        run = run_start(
+            run_id=claim.holder, source=name, trigger=Run.Trigger.REPLAY, parent_id=parent_id
+        )
+    except BaseException:
+        claim.release()
+        raise
     still_bad: set[str] = set()
     try:
         drift = drift_context_load(source=name)
@@ -69,6 +79,7 @@ def runs_replay(*, source_name: str, run_ids: list, parent_id=None) -> Run:
                         items_unchanged=result.unchanged,
                         items_quarantined=len(bad),
                     )
+                    claim.prove()
                 still_bad.update(content_hash(item) for item, _, _ in bad)
         replayed = (
             QuarantinedRecord.objects.filter(
@@ -86,7 +97,7 @@ def runs_replay(*, source_name: str, run_ids: list, parent_id=None) -> Run:
         logger.exception("replay failed", extra={"run_id": str(run.id), "source": name})
         return run_finish(run_id=run.id, status=Run.Status.FAILED, error=exc)
     finally:
-        lease_release(source=name, holder=run.id)
+        claim.release()
 
 
 def drift_replay(*, event_id: int) -> Run:

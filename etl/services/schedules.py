@@ -13,6 +13,7 @@ from etl.sources import source_names
 
 TASK_NAME = "etl.ingest"
 REAPER_NAME = "etl.reap"
+REAPER_MINUTES = 1  # with the lease, bounds how long a dead run waits for recovery
 
 
 def schedule_name(source: str) -> str:
@@ -40,17 +41,26 @@ def schedules_ensure() -> list[str]:
         )
         if was_created:
             created.append(schedule_name(source))
-    every_five, _ = IntervalSchedule.objects.get_or_create(every=5, period=IntervalSchedule.MINUTES)
-    _, was_created = PeriodicTask.objects.get_or_create(
+    every_minute, _ = IntervalSchedule.objects.get_or_create(
+        every=REAPER_MINUTES, period=IntervalSchedule.MINUTES
+    )
+    reaper, was_created = PeriodicTask.objects.get_or_create(
         name=REAPER_NAME,
         defaults={
-            "task": "etl.reap",
-            "interval": every_five,
-            "description": "Fail runs whose worker died (lease expired), so they can be retried.",
+            "task": REAPER_NAME,
+            "interval": every_minute,
+            "description": "Fail runs whose process died and queue their recovery.",
         },
     )
     if was_created:
         created.append(REAPER_NAME)
+    elif reaper.interval_id is not None and (reaper.interval.every, reaper.interval.period) == (
+        5,
+        IntervalSchedule.MINUTES,
+    ):
+        # The earlier shipped default (every 5 minutes) cannot keep the recovery bound of
+        # etl/services/reaper.py; an interval an operator chose is left alone.
+        PeriodicTask.objects.filter(pk=reaper.pk).update(interval=every_minute)
     return created
 
 

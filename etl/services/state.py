@@ -1,8 +1,7 @@
-"""Checkpoints, source leases, raw records and quarantine: the bookkeeping of a page."""
+"""Checkpoints, raw records, quarantine and upstream counters: the bookkeeping of a page."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import uuid
@@ -10,11 +9,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.db.models.functions import Now
 from django.utils import timezone
 
-from etl.exceptions import LeaseLostError
-from etl.models import Checkpoint, QuarantinedRecord, RawRecord, SourceLease, UpstreamCounter
+from etl.models import Checkpoint, QuarantinedRecord, RawRecord, UpstreamCounter
 
 
 def content_hash(payload: Any, body: str | None = None) -> str:
@@ -49,45 +46,6 @@ def checkpoint_advance(*, source: str, cursor: dict, run_id: uuid.UUID | None) -
 def checkpoint_set(*, source: str, cursor: dict) -> None:
     """Operator action: rewind or reset (an empty cursor starts from scratch)."""
     checkpoint_advance(source=source, cursor=cursor, run_id=None)
-
-
-# --- Leases -------------------------------------------------------------------------------------
-
-
-def lease_acquire(*, source: str, holder: uuid.UUID, seconds: int) -> bool:
-    """Take the source's lease if it is free or expired. Atomic on PostgreSQL and SQLite."""
-    try:
-        with transaction.atomic():
-            SourceLease.objects.get_or_create(source=source)
-    except IntegrityError:
-        pass  # created concurrently by another worker
-    now = timezone.now()
-    taken = (
-        SourceLease.objects.filter(source=source)
-        .filter(holder__isnull=True)
-        .update(holder=holder, expires_at=now + dt.timedelta(seconds=seconds))
-    )
-    if taken:
-        return True
-    return bool(
-        SourceLease.objects.filter(source=source, expires_at__lt=Now()).update(
-            holder=holder, expires_at=now + dt.timedelta(seconds=seconds)
-        )
-    )
-
-
-def lease_renew(*, source: str, holder: uuid.UUID, seconds: int) -> None:
-    """Extend our lease; raise LeaseLostError if another run holds it now (fencing: called in
-    the page transaction, so a run that lost its lease cannot commit a page)."""
-    renewed = SourceLease.objects.filter(source=source, holder=holder).update(
-        expires_at=timezone.now() + dt.timedelta(seconds=seconds)
-    )
-    if not renewed:
-        raise LeaseLostError(f"lost the lease on {source}: another run took over")
-
-
-def lease_release(*, source: str, holder: uuid.UUID) -> None:
-    SourceLease.objects.filter(source=source, holder=holder).update(holder=None, expires_at=None)
 
 
 # --- Raw records and quarantine -----------------------------------------------------------------

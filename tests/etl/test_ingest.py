@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import uuid
 from decimal import Decimal
 
 import pytest
 from django.db.models import Count
+from django.utils import timezone
 from werkzeug import Response
 
 from crypto.models import Article, ArticleAsset, Asset, LatestQuote, Quote, SourceAsset
 from etl.faults import FaultPlan
-from etl.models import Checkpoint, QuarantinedRecord, RawRecord
+from etl.models import Checkpoint, QuarantinedRecord, RawRecord, SourceLease
+from etl.services.claim import SourceClaim
 from etl.services.ingest import ingest_run
-from etl.services.state import lease_acquire
 from runs.models import Run
 
 pytestmark = pytest.mark.django_db
@@ -314,23 +317,34 @@ def test_all_feeds_down_is_a_failed_run(settings):
     assert "127.0.0.1:9/a.rss" in result.error_message
 
 
-def test_second_start_while_leased_is_skipped(coingecko):
-    import uuid
+def test_feeds_answering_304_beside_a_broken_one_make_a_partial_run(feeds, settings, httpserver):
+    """Every part answered (200 or 304): success; some failed: partial; all failed: failed."""
+    assert run("rss").status == "success"
+    assert run("rss").status == "success"  # every feed answered 304: nothing new, no failure
+    assert sum(feeds.not_modified.values()) == 3
+    settings.RSS_FEED_URLS = [*feeds.urls[:2], httpserver.url_for("/feeds/missing.rss")]
+    result = run("rss")
+    assert result.status == "partial"
+    assert "missing.rss" in result.error_message
+    assert Article.objects.count() == 113
 
-    assert lease_acquire(source="coingecko", holder=uuid.uuid4(), seconds=60)
+
+def test_second_start_while_a_live_run_holds_the_source_is_skipped(coingecko):
+    holder = uuid.uuid4()
+    assert SourceClaim(source="coingecko", holder=holder).acquire()
     skipped = run("coingecko")
     assert skipped.status == "skipped"
-    assert "holds the lease" in skipped.error_message
+    assert f"another run of coingecko is in progress (run {holder})" in skipped.error_message
     assert Quote.objects.count() == 0
     assert coingecko.requests == []
 
 
-def test_expired_lease_is_taken_over(coingecko):
-    import uuid
-
-    assert lease_acquire(source="coingecko", holder=uuid.uuid4(), seconds=-1)
+def test_expired_claim_is_taken_over(coingecko):
+    past = timezone.now() - dt.timedelta(seconds=1)
+    SourceLease.objects.create(source="coingecko", holder=uuid.uuid4(), expires_at=past)
     result = run("coingecko")
     assert result.status == "success"
+    assert SourceLease.objects.get(source="coingecko").holder is None
 
 
 def test_unreachable_upstream_fails_with_a_clear_error(settings):

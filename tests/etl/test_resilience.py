@@ -6,7 +6,6 @@ import datetime as dt
 import email.utils
 import json
 import subprocess
-import threading
 import time
 import uuid
 
@@ -18,10 +17,8 @@ from crypto.models import Article, Quote
 from etl.exceptions import TransientUpstreamError, UpstreamError
 from etl.faults import FaultPlan
 from etl.http import HttpClient, parse_retry_after
-from etl.models import Checkpoint, QuarantinedRecord, SourceLease
+from etl.models import Checkpoint, QuarantinedRecord
 from etl.services.ingest import ingest_run
-from etl.services.reaper import runs_reap_abandoned
-from etl.services.state import lease_acquire
 from runs.models import Run
 from tests.support import PYTHON, ROOT, process_env
 
@@ -179,108 +176,6 @@ def test_in_process_limiter_spaces_requests(settings):
     assert waits[-1] == pytest.approx(0.4, abs=0.05)
 
 
-# --- Dead workers, concurrent starts ------------------------------------------------------------
-
-
-def slow_pages(coingecko, settings, slow_page: int, seconds: float) -> threading.Event:
-    """Four pages of 25 coins; page `slow_page` is served after `seconds`, or as soon as the
-    returned event is set (the test server answers one request at a time)."""
-    items = coingecko.pages[0] + coingecko.pages[1]
-    coingecko.pages = [items[i : i + 25] for i in range(0, 100, 25)]
-    settings.COINGECKO_PAGES, settings.COINGECKO_PER_PAGE = 4, 25
-    release = threading.Event()
-
-    def fail(page):
-        if page == slow_page:
-            release.wait(seconds)
-
-    coingecko.fail = fail
-    return release
-
-
-def cli_env(coingecko, **extra) -> dict:
-    return process_env(
-        COINGECKO_BASE_URL=coingecko.base_url,
-        COINGECKO_PAGES="4",
-        COINGECKO_PER_PAGE="25",
-        COINGECKO_RATE_LIMIT="0",
-        ETL_READ_AHEAD_PAGES="0",
-        **extra,
-    )
-
-
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-def test_worker_killed_mid_run_resumes_from_checkpoint_with_unbroken_rows(coingecko, settings):
-    """SIGKILL in the middle of a run: the lease expires, the next run resumes from the
-    checkpoint, and the final rows equal those of an unbroken run."""
-    release = slow_pages(coingecko, settings, slow_page=3, seconds=30)
-    worker = subprocess.Popen(
-        [PYTHON, "manage.py", "etl", "run", "--source", "coingecko", "--no-progress"],
-        cwd=ROOT,
-        env=cli_env(coingecko, ETL_LEASE_SECONDS="3"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while Checkpoint.objects.filter(source="coingecko", cursor={"next_page": 3}).count() == 0:
-        assert time.monotonic() < deadline and worker.poll() is None
-        time.sleep(0.1)
-    worker.kill()  # SIGKILL: no cleanup at all
-    worker.wait()
-    release.set()
-
-    killed = Run.objects.get()
-    assert killed.status == "running" and Quote.objects.count() == 50
-    # Too early: the dead worker's lease still holds the source.
-    assert ingest_run(source_name="coingecko", trigger="cli").status == "skipped"
-    time.sleep(3.2)
-
-    coingecko.fail = lambda page: None
-    resumed = ingest_run(source_name="coingecko", trigger="cli")
-    assert resumed.status == "success"
-    assert resumed.checkpoint_before == {"next_page": 3}
-    assert resumed.items_inserted == 50
-    killed.refresh_from_db()
-    assert killed.status == "failed" and "abandoned" in killed.error_message
-
-    broken = quote_rows()
-    Quote.objects.all().delete()
-    Checkpoint.objects.all().delete()
-    ingest_run(source_name="coingecko", trigger="cli")
-    assert broken == quote_rows()  # no duplicate, no loss
-
-
-@pytest.mark.slow
-@pytest.mark.django_db(transaction=True)
-def test_two_workers_started_together_one_runs_one_is_skipped(coingecko, settings):
-    slow_pages(coingecko, settings, slow_page=2, seconds=2)
-    command = [PYTHON, "manage.py", "etl", "run", "--source", "coingecko", "--no-progress"]
-    workers = [
-        subprocess.Popen(
-            command, cwd=ROOT, env=cli_env(coingecko), stdout=subprocess.PIPE, text=True
-        )
-        for _ in range(2)
-    ]
-    outputs = [w.communicate(timeout=60)[0] for w in workers]
-    assert sorted(Run.objects.values_list("status", flat=True)) == ["skipped", "success"]
-    assert sum("coingecko: skipped" in out for out in outputs) == 1
-    assert Quote.objects.count() == 100
-
-
-def test_reaper_fails_runs_whose_lease_is_gone(db):
-    now = dt.datetime.now(dt.UTC)
-    dead = Run.objects.create(source="csv", trigger="beat", started_at=now)
-    alive = Run.objects.create(source="rss", trigger="beat", started_at=now)
-    lease_acquire(source="rss", holder=alive.id, seconds=60)
-    assert runs_reap_abandoned() == 1
-    dead.refresh_from_db()
-    alive.refresh_from_db()
-    assert dead.status == "failed" and dead.finished_at and "abandoned" in dead.error_message
-    assert alive.status == "running"
-    assert SourceLease.objects.get(source="rss").holder == alive.id
-
-
 # --- Celery retries -----------------------------------------------------------------------------
 
 
@@ -300,6 +195,8 @@ def test_task_retries_transient_failures_as_linked_runs(coingecko, settings):
     runs = list(Run.objects.order_by("started_at"))
     assert [r.trigger for r in runs] == ["beat", "retry", "retry"]
     assert [r.status for r in runs] == ["failed"] * 3
+    # The first two were given a retry (the reaper's cue if the retry never starts).
+    assert [r.retry_at is not None for r in runs] == [True, True, False]
     assert runs[1].parent_id == runs[0].id and runs[2].parent_id == runs[1].id
     assert all(0 < retry_countdown(n) <= settings.ETL_TASK_RETRY_CAP for n in range(20))
 
@@ -322,7 +219,6 @@ def test_task_time_limits_and_visibility_timeout_are_consistent():
 
     soft, hard = app.conf.task_soft_time_limit, app.conf.task_time_limit
     assert 0 < soft < hard
-    assert soft < django_settings.ETL_LEASE_SECONDS
     if django_settings.REDIS_URL:
         visibility = django_settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
         assert visibility > hard + django_settings.ETL_TASK_RETRY_CAP

@@ -119,8 +119,9 @@ class Command(BaseCommand):
             cursor = checkpoint.cursor if checkpoint else {}
             self.stdout.write(f"  checkpoint : {source.describe_cursor(cursor)}")
             if lease:
+                beat = f"last heartbeat {lease.renewed_at:%H:%M:%S}, " if lease.renewed_at else ""
                 self.stdout.write(
-                    f"  running    : run {lease.holder}, lease until {lease.expires_at}"
+                    f"  running    : run {lease.holder}, {beat}claim until {lease.expires_at}"
                 )
             if last:
                 self.stdout.write(
