@@ -80,6 +80,7 @@ class SourceClaim:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._acquired = False
+        self._error: BaseException | None = None  # what stopped the claim being taken
         self._thread: threading.Thread | None = None
 
     @property
@@ -99,6 +100,8 @@ class SourceClaim:
         )
         self._thread.start()
         self._ready.wait()
+        if self._error is not None:
+            raise self._error  # the database was unreachable, say: a failure, not a busy source
         return self._acquired
 
     def _take_row(self, *, advisory: bool, watch: bool = True) -> bool:
@@ -186,8 +189,11 @@ class SourceClaim:
                     logger.warning("heartbeat failed; retrying", extra={"source": self.source})
                     connection.close()
                     pause = min(1.0, pause)
-        except Exception:
-            logger.exception("claim heartbeat crashed", extra={"source": self.source})
+        except Exception as exc:
+            if not self._ready.is_set():
+                self._error = exc
+            else:
+                logger.exception("claim heartbeat crashed", extra={"source": self.source})
             self._lost.set()
         finally:
             self._ready.set()
