@@ -109,7 +109,15 @@ def envelope_serializer(name: str, item: type[serializers.Serializer] | serializ
 
 
 class ApiView(APIView):
-    throttle_classes = [ClientAddressThrottle, APIKeyThrottle]
+    throttle_classes = [APIKeyThrottle]
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        """The address throttle is charged before authentication, so that requests with
+        wrong credentials are throttled too (and cost no key lookup once throttled)."""
+        throttle = ClientAddressThrottle()
+        if not throttle.allow_request(request, self):
+            self.throttled(request, throttle.wait())
+        super().initial(request, *args, **kwargs)
 
     @staticmethod
     def params(serializer_class: type[serializers.Serializer], request: Request) -> dict:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -49,12 +49,26 @@ def api_exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
-    elif isinstance(exc, DatabaseError):
+    elif isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body(413, "payload_too_large", "The request body is too large."), status=413
+        )
+    elif isinstance(exc, DataError):
+        # A value the database cannot hold (a NUL in text, a number out of range): the
+        # client's input, not an outage.
+        return Response(
+            error_body(400, "invalid", "A parameter holds a value that cannot be used."),
+            status=400,
+        )
+    elif isinstance(exc, OperationalError | InterfaceError):
         logger.exception("database unavailable")
         return Response(
             error_body(503, "database_unavailable", "The database is unavailable; try again."),
             status=503,
         )
+    elif isinstance(exc, DatabaseError):
+        logger.exception("database error")
+        return Response(error_body(500, "server_error", "Internal server error."), status=500)
 
     response = exception_handler(exc, context)
     if response is None:

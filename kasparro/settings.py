@@ -44,6 +44,8 @@ if not SECRET_KEY:
 
 # HTTPS, for deployments behind a TLS-terminating proxy (all off by default for local use).
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# Probes (the image's HEALTHCHECK, Prometheus) speak plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
@@ -213,11 +215,13 @@ WHITENOISE_USE_FINDERS = DEBUG or TESTING or ZERO_CONFIG
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=0) or None,
+    # 0: the client is the peer address and X-Forwarded-For is ignored; N: the N-th address
+    # from the right of X-Forwarded-For (behind the compose nginx, 1).
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "DEFAULT_AUTHENTICATION_CLASSES": ["kasparro.apikeys.authentication.APIKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["kasparro.parsers.SafeJSONParser"],
     "EXCEPTION_HANDLER": "kasparro.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }

@@ -1,7 +1,7 @@
 """URL configuration: the REST API at the root (the original service's paths), admin, docs."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import path, register_converter
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
@@ -10,14 +10,30 @@ from kasparro.health import HealthApi
 from kasparro.metrics import metrics_view
 from runs.api import CompareRunsApi, RunDetailApi, RunListApi, StatsApi
 
+
+class KeyConverter:
+    """A key in a path (an asset slug): any printable text without a slash. A NUL or another
+    control character is a 404, never a value that reaches the database."""
+
+    regex = r"[^/\x00-\x1f\x7f]+"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(KeyConverter, "key")
+
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("health", HealthApi.as_view(), name="health"),
     path("metrics", metrics_view, name="metrics"),
     path("data", DataApi.as_view(), name="data"),
     path("assets", AssetListApi.as_view(), name="asset-list"),
-    path("assets/<str:slug>", AssetDetailApi.as_view(), name="asset-detail"),
-    path("assets/<str:slug>/history", AssetHistoryApi.as_view(), name="asset-history"),
+    path("assets/<key:slug>", AssetDetailApi.as_view(), name="asset-detail"),
+    path("assets/<key:slug>/history", AssetHistoryApi.as_view(), name="asset-history"),
     path("news", NewsApi.as_view(), name="news"),
     path("stats", StatsApi.as_view(), name="stats"),
     path("runs", RunListApi.as_view(), name="run-list"),

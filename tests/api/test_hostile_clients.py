@@ -1,0 +1,95 @@
+"""What a hostile or careless client meets at the Django level (issue 11's table, rows 2-4, 6-8,
+10 and 11): every answer is the one JSON error shape, never a 500 or an HTML page."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DataError
+
+from kasparro.apikeys.models import APIKey
+
+pytestmark = pytest.mark.django_db
+
+
+def error(response) -> dict:
+    assert response["Content-Type"].startswith("application/json"), response.content[:200]
+    return response.json()["error"]
+
+
+def test_spoofed_forwarded_for_does_not_change_the_client_id_without_a_proxy(client, settings):
+    """NUM_PROXIES=0 (the default): the client is the peer address, whatever it claims."""
+    settings.API_RATE_PER_ADDRESS = "3/min"
+    codes = [
+        client.get("/assets", HTTP_X_FORWARDED_FOR=f"10.0.0.{n}").status_code for n in range(5)
+    ]
+    assert codes == [200, 200, 200, 429, 429]
+
+
+def test_wrong_keys_are_throttled_too(client, settings):
+    """The address throttle is charged before authentication: a client guessing keys meets
+    429 after the limit, not an endless stream of 401s."""
+    settings.API_RATE_PER_ADDRESS = "3/min"
+    codes = [
+        client.get("/stats", HTTP_X_API_KEY=f"kas_wrong{n}_secret").status_code for n in range(5)
+    ]
+    assert codes == [401, 401, 401, 429, 429]
+    assert error(client.get("/stats"))["code"] == "throttled"
+
+
+@pytest.mark.parametrize("path", ["/assets/%00", "/assets/%00/history", "/assets/a%01b"])
+def test_control_characters_in_a_path_are_a_404_json(client, path, caplog):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert error(response)["status"] == 404
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_a_value_the_database_refuses_is_a_400_not_an_outage(client, monkeypatch):
+    def refuse(**kwargs):
+        raise DataError("value out of range")
+
+    monkeypatch.setattr("crypto.api.latest_quote_list", refuse)
+    response = client.get("/data")
+    assert response.status_code == 400
+    assert error(response)["code"] == "invalid"
+
+
+def test_deeply_nested_json_is_a_400(client, api_key):
+    body = "[" * 5000 + "]" * 5000
+    response = client.post(
+        "/compare-runs", body, content_type="application/json", HTTP_X_API_KEY=api_key
+    )
+    assert response.status_code == 400
+    assert "nested too deeply" in error(response)["message"]
+
+
+def test_an_oversize_body_is_a_413(client, api_key, settings):
+    body = json.dumps({"run_id_1": "x" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 10)})
+    response = client.post(
+        "/compare-runs", body, content_type="application/json", HTTP_X_API_KEY=api_key
+    )
+    assert response.status_code == 413
+    assert error(response)["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize("days", ["0", "-1", "1.5", "soon"])
+def test_apikey_expiry_takes_whole_days_of_one_or_more(days):
+    with pytest.raises(CommandError, match="whole number of days"):
+        call_command("apikey", "create", "analyst", "--expires-days", days)
+    assert not APIKey.objects.exists()
+
+
+def test_apikey_with_one_day_expires(capsys):
+    call_command("apikey", "create", "analyst", "--expires-days", "1")
+    assert APIKey.objects.get().expires_at is not None
+
+
+def test_health_and_metrics_are_not_redirected_to_https(client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/data").status_code == 301
+    assert client.get("/health").status_code in (200, 503)
+    assert client.get("/metrics").status_code == 200
