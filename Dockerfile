@@ -54,7 +54,8 @@ COPY . .
 # exist for this RUN line only and are not part of the image's environment. The state dir is
 # redirected too, because importing settings without REDIS_URL creates the filesystem broker's
 # folders there, and root-owned folders in /var/lib/kasparro would lock the app user out.
-RUN SECRET_KEY=build-only DATABASE_URL=sqlite:////tmp/build.sqlite3 \
+RUN SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+        DATABASE_URL=sqlite:////tmp/build.sqlite3 \
         KASPARRO_STATE_DIR=/tmp/build-state \
         python manage.py collectstatic --noinput \
     && rm -rf /tmp/build.sqlite3 /tmp/build-state

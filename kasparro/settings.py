@@ -14,7 +14,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from kasparro.bootstrap_secret import local_secret_key
+from kasparro.bootstrap_secret import local_secret_key, secret_key_problem
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -32,6 +32,13 @@ ZERO_CONFIG = not env("DATABASE_URL", default="")
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env("SECRET_KEY", default="")
+if SECRET_KEY and not DEBUG:
+    refused_key = secret_key_problem(SECRET_KEY)
+    if refused_key:
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is refused: {refused_key}. Set a long random value, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+        )
 if not SECRET_KEY:
     if TESTING or DEBUG:
         SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105

@@ -1,7 +1,16 @@
-"""Every setting read from the environment is documented in .env.example."""
+"""Settings: every one read from the environment is documented in .env.example; a deployment's
+SECRET_KEY must be long and random."""
 
+import os
 import re
+import secrets
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+
+from kasparro.bootstrap_secret import secret_key_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,3 +27,41 @@ def test_home_page_links_admin_docs_and_health(client):
     html = client.get("/").content.decode()
     for link in ("/admin/", "/api/docs/", "/health"):
         assert f'href="{link}"' in html
+
+
+@pytest.mark.parametrize(
+    "key, problem",
+    [
+        ("change-me-in-production", "under 50"),
+        ("ci-only-not-secret", "under 50"),
+        ("a" * 60, "fewer than 5 distinct"),
+        ("change-me-in-production-" + secrets.token_hex(20), "placeholder 'change-me'"),
+        (secrets.token_urlsafe(50), ""),
+    ],
+)
+def test_secret_key_rule(key, problem):
+    found = secret_key_problem(key)
+    assert (problem in found) if problem else found == ""
+
+
+@pytest.mark.parametrize("debug, refused", [("0", True), ("1", False)])
+def test_a_placeholder_secret_key_is_refused_whenever_debug_is_off(debug, refused):
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={
+            "PATH": os.environ["PATH"],
+            "DATABASE_URL": "sqlite:////tmp/kasparro-never-created.sqlite3",
+            "SECRET_KEY": "change-me-in-production",
+            "DEBUG": debug,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if refused:
+        assert done.returncode != 0
+        assert "SECRET_KEY is refused: it is 23 characters long, under 50" in done.stderr
+    else:
+        assert done.returncode == 0, done.stderr
