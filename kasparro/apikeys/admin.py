@@ -1,4 +1,8 @@
-from django.contrib import admin, messages
+"""API keys in admin. A new key is shown once, on the page that answers its creation: never in
+a redirect's message, which travels in a signed (readable) cookie."""
+
+from django.contrib import admin
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from kasparro.apikeys.models import APIKey
@@ -19,10 +23,17 @@ class APIKeyAdmin(admin.ModelAdmin):
             return
         key, raw = apikey_create(name=obj.name, expires_at=obj.expires_at)
         obj.pk, obj.prefix, obj.hashed_key = key.pk, key.prefix, key.hashed_key
-        self.message_user(
+        request._kasparro_new_api_key = raw
+
+    def response_add(self, request, obj, post_url_continue=None):
+        raw = getattr(request, "_kasparro_new_api_key", None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        # The admin's views are never cached (no-store), this page included.
+        return TemplateResponse(
             request,
-            f"API key created. Copy it now, it will not be shown again: {raw}",
-            messages.WARNING,
+            "admin/apikeys/apikey/created.html",
+            {**self.admin_site.each_context(request), "key": obj, "raw_key": raw},
         )
 
     @admin.action(description="Revoke selected keys")

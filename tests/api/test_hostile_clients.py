@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.core.management import call_command
@@ -93,3 +94,15 @@ def test_health_and_metrics_are_not_redirected_to_https(client, settings):
     assert client.get("/data").status_code == 301
     assert client.get("/health").status_code in (200, 503)
     assert client.get("/metrics").status_code == 200
+
+
+def test_a_key_created_in_admin_is_shown_once_on_the_page_and_never_in_a_cookie(admin_client):
+    response = admin_client.post("/admin/apikeys/apikey/add/", {"name": "dashboard"})
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    raw = re.search(r'id="api-key"[^>]*>([^<]+)<', response.content.decode()).group(1)
+    assert raw.startswith("kas_")
+    assert all(raw not in morsel.value for morsel in response.cookies.values())
+    assert raw not in admin_client.get("/admin/apikeys/apikey/").content.decode()
+    assert APIKey.objects.get(name="dashboard").hashed_key != raw
+    assert admin_client.get("/stats", HTTP_X_API_KEY=raw).status_code == 200
