@@ -12,6 +12,7 @@ export KASPARRO_STATE_DIR="$STATE"
 mkdir -p "$STATE/broker/queue" "$STATE/broker/processed" "$STATE/logs"
 
 $BIN/python manage.py migrate --noinput -v 0
+$BIN/python manage.py collectstatic --noinput -v 0
 $BIN/python manage.py bootstrap --port "$PORT"
 
 pids=()

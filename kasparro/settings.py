@@ -213,12 +213,12 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG or TESTING or ZERO_CONFIG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            else "kasparro.staticfiles.StaticStorage"
         )
     },
 }
-# Zero-config serves static files straight from the apps, no collectstatic step needed.
-WHITENOISE_USE_FINDERS = DEBUG or TESTING or ZERO_CONFIG
+# Whitenoise also serves files straight from the apps: what was never collected still works.
+WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -106,3 +106,26 @@ def test_a_key_created_in_admin_is_shown_once_on_the_page_and_never_in_a_cookie(
     assert raw not in admin_client.get("/admin/apikeys/apikey/").content.decode()
     assert APIKey.objects.get(name="dashboard").hashed_key != raw
     assert admin_client.get("/stats", HTTP_X_API_KEY=raw).status_code == 200
+
+
+def test_admin_works_with_debug_off_before_and_after_collectstatic(client, settings, tmp_path):
+    """The deployment storage: plain names before `collectstatic` (a fresh clone: no 500 for a
+    missing manifest), hashed ones after it (the image)."""
+    settings.DEBUG = False
+    settings.STATIC_ROOT = tmp_path / "static"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "kasparro.staticfiles.StaticStorage"},
+    }
+    page = client.get("/admin/login/")
+    assert page.status_code == 200
+    assert "/static/admin/css/base.css" in page.content.decode()
+
+    call_command("collectstatic", "--noinput", verbosity=0)
+    from django.contrib.staticfiles.storage import staticfiles_storage
+
+    staticfiles_storage._setup()  # the storage reads its manifest once, at start
+    hashed = re.search(
+        r"/static/admin/css/base\.[0-9a-f]{12}\.css", client.get("/admin/login/").content.decode()
+    )
+    assert hashed, "collected files are served under hashed names"
