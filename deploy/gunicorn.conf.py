@@ -1,7 +1,8 @@
 """Gunicorn settings for the container: `gunicorn kasparro.wsgi:application -c <this file>`.
 
 Environment: PORT (default 8000), WEB_CONCURRENCY (workers; default 2 x cores + 1, at most 8),
-GUNICORN_TIMEOUT (default 60), FORWARDED_ALLOW_IPS (proxies trusted for X-Forwarded-*).
+GUNICORN_THREADS (per worker, default 4), GUNICORN_TIMEOUT (default 60), FORWARDED_ALLOW_IPS
+(proxies trusted for X-Forwarded-Proto; docker-compose: its nginx).
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ def _cpu_count() -> int:
 # Every interface: inside a container, 127.0.0.1 would be unreachable from the outside.
 bind = f"0.0.0.0:{_int_env('PORT', 8000)}"
 workers = _int_env("WEB_CONCURRENCY", min(2 * _cpu_count() + 1, 8))
+# Threads per worker: a client that sends its request slowly holds one thread, not a whole
+# worker (nginx in front buffers requests anyway; `make run` has no nginx).
+worker_class = "gthread"
+threads = _int_env("GUNICORN_THREADS", 4)
 timeout = _int_env("GUNICORN_TIMEOUT", 60)
 graceful_timeout = 30
 keepalive = 5

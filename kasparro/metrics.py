@@ -48,7 +48,7 @@ DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 
 
 class ApiMetricsMiddleware:
-    """Counts requests by route pattern (e.g. `assets/<str:slug>`) and status."""
+    """Counts requests by route pattern (e.g. `assets/<key:slug>`) and status."""
 
     def __init__(self, get_response):
         self.get_response = get_response

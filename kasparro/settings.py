@@ -243,6 +243,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Two "status" enums (a run's, /health's): named, rather than hashed apart.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "runs.models.Run.Status",
+        "HealthStatusEnum": ["healthy", "degraded", "unhealthy"],
+    },
     "APPEND_COMPONENTS": {
         "securitySchemes": {
             "TokenAuth": {
