@@ -11,7 +11,7 @@ from django.db import connection
 
 from crypto.models import Quote
 from runs.models import Run
-from tests.support import PYTHON, ROOT, database_url, manage, process_env
+from tests.support import PYTHON, ROOT, celery_worker, database_url, manage, process_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -55,58 +55,27 @@ def test_celery_task_runs_through_a_real_worker(coingecko):
     a separate worker process, records a run and its data."""
     from etl.tasks import ingest
 
-    queue = f"test-{uuid.uuid4().hex[:8]}"
     env = process_env(
         COINGECKO_BASE_URL=coingecko.base_url,
         COINGECKO_PAGES="2",
         COINGECKO_PER_PAGE="50",
         COINGECKO_RATE_LIMIT="0",
     )
-    worker = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "kasparro",
-            "worker",
-            "--pool",
-            "solo",
-            "-Q",
-            queue,
-            "--loglevel",
-            "INFO",
-            "--without-mingle",
-            "--without-gossip",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        ingest.apply_async(args=["coingecko"], kwargs={"trigger": "manual"}, queue=queue)
+    with celery_worker(env) as worker:
+        ingest.apply_async(args=["coingecko"], kwargs={"trigger": "manual"}, queue=worker.queue)
         deadline = time.monotonic() + 90
         run = None
         while time.monotonic() < deadline:
             run = Run.objects.filter(source="coingecko").exclude(status="running").first()
             if run:
                 break
-            assert worker.poll() is None, worker.stdout.read()
+            assert worker.process.poll() is None, worker.log()
             time.sleep(0.3)
-        assert run is not None, "the worker never finished the run"
-        assert run.status == "success", run.error_message
-        assert run.trigger == "manual"
-        assert run.task_id
-        assert Quote.objects.count() == 100
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+    assert run is not None, "the worker never finished the run"
+    assert run.status == "success", run.error_message
+    assert run.trigger == "manual"
+    assert run.task_id
+    assert Quote.objects.count() == 100
 
 
 def test_suite_never_touches_the_configured_database(tmp_path):
