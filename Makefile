@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint format check lock bench clean
+.PHONY: install run test lint format check lock bench soak clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ lock:
 
 bench: install
 	$(BIN)/python tests/benchmarks/csv_ingest.py
+
+## The whole stack (web, two workers, beat) under injected crashes against local upstreams,
+## then its report. SOAK_MINUTES (default 15), SOAK_SEED (default 1); needs the PostgreSQL
+## server binaries and redis-server (private instances, nothing shared is touched).
+soak: install
+	$(BIN)/python -m tests.soak
 
 clean:
 	rm -rf .state staticfiles

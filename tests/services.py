@@ -20,8 +20,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.support import free_port
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
@@ -103,7 +107,7 @@ class PrivatePostgres:
     def url(self, database: str = "postgres") -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
 
-    def connect(self, database: str = "postgres", *, autocommit: bool = True):
+    def connect(self, database: str = "postgres", *, autocommit: bool = True) -> psycopg.Connection:
         import psycopg
 
         return psycopg.connect(
