@@ -33,6 +33,10 @@ workers = _int_env("WEB_CONCURRENCY", min(2 * _cpu_count() + 1, 8))
 worker_class = "gthread"
 threads = _int_env("GUNICORN_THREADS", 4)
 timeout = _int_env("GUNICORN_TIMEOUT", 60)
+# As long as nginx lets through (8 KiB request line and header), so that whatever passes the
+# edge reaches the app, which answers in JSON; gunicorn's own 414/431 pages are HTML.
+limit_request_line = 8190
+limit_request_field_size = 8190
 graceful_timeout = 30
 keepalive = 5
 

@@ -168,6 +168,16 @@ def test_oversize_requests_get_json_errors(edge, what, status, code):
     assert (error["status"], error["code"]) == (status, code)
 
 
+def test_long_requests_under_the_edge_limits_reach_the_app(edge):
+    """What nginx lets through, gunicorn does too: the app answers, in JSON."""
+    status, content_type, raw = request(
+        edge, "GET", "/data?name=" + "a" * 7000, headers={"X-Padding": "b" * 7000}
+    )
+    assert status == 400, raw[:300]  # the app's own limit on `name`, named in its JSON
+    assert content_type.startswith("application/json")
+    assert json.loads(raw)["error"]["message"].startswith("name:")
+
+
 def test_nginx_serves_static_files_and_the_app_the_rest(edge):
     status, _, body = request(edge, "GET", "/static/kasparro/probe.css")
     assert (status, body) == (200, b"body { color: black; }\n")
