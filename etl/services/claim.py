@@ -67,14 +67,13 @@ class SourceBusy(Exception):
 
 class SourceClaim:
     """Acquire with `acquire()`, prove in each page transaction with `prove()`, end with
-    `release()`; or use `source_claimed()`. `took_over` names the dead holder replaced."""
+    `release()`; or use `source_claimed()`."""
 
     def __init__(self, *, source: str, holder: uuid.UUID, task_id: str = "") -> None:
         self.source = source
         self.holder = holder
         self.task_id = task_id
         self.lease_seconds = settings.ETL_LEASE_SECONDS
-        self.took_over: uuid.UUID | None = None
         self.busy_holder: uuid.UUID | None = None
         self._lost = threading.Event()
         self._stop = threading.Event()
@@ -147,7 +146,6 @@ class SourceClaim:
                 renewed_at=now,
             )
             if taken:
-                self.took_over = previous if previous != self.holder else None
                 return True
             # Another claimant changed the row meanwhile: look again.
 
