@@ -1,14 +1,20 @@
 """One run of one source: the page-transaction flow of the design.
 
-    lease ─► Run(running) ─► for each page, in ONE transaction:
-        lease renewed (fencing) · raw payload kept · items normalized and resolved ·
-        bad items quarantined · good items upserted · checkpoint and run counters advanced
-    ─► Run(success | partial | failed), lease released
+    claim (heartbeat-kept, etl/services/claim.py) ─► dead runs of the source failed ─►
+    Run(running) ─► for each page, in ONE transaction:
+        raw payload kept · items normalized and resolved · bad items quarantined ·
+        good items upserted · checkpoint and run counters advanced · claim proved (fencing)
+    ─► Run(success | partial | failed), claim released
 
 A page is the unit of atomicity. A failure rolls back the page in flight and nothing else:
 the checkpoint keeps the last committed cursor and the run is recorded as failed with the
-counts of the pages that did commit. Fetching and normalizing (pure work) run one page ahead
-in a helper thread, overlapping with the database work of the current page.
+counts of the pages that did commit. A page whose transaction met a lost database connection
+is retried on a new one (the rollback left the checkpoint where it was). Fetching and
+normalizing (pure work) run one page ahead in a helper thread, overlapping with the database
+work of the current page.
+
+Long (about 550 lines) because it still holds every stage of a run; its split into extract,
+transform, load and run-lifecycle modules is issue 12.
 """
 
 from __future__ import annotations
