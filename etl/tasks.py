@@ -69,7 +69,8 @@ def ingest(self, source: str, trigger: str = "beat", parent_run_id: str | None =
             extra={"run_id": str(run.id), "source": run.source, "countdown": round(countdown)},
         )
         raise self.retry(
-            kwargs={"source": source, "trigger": Run.Trigger.RETRY, "parent_run_id": str(run.id)},
+            args=[source],
+            kwargs={"trigger": Run.Trigger.RETRY, "parent_run_id": str(run.id)},
             countdown=countdown,
         )
     return result

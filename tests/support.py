@@ -22,6 +22,19 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
+@contextlib.contextmanager
+def celery_eager() -> Iterator[None]:
+    """Celery tasks run in place for the block. Through Django's settings, which Celery reads
+    first (its own `app.conf` changes lose to a CELERY_* Django setting); tasks registered as in
+    a worker, so that tasks sent by name resolve to them."""
+    from django.test import override_settings
+
+    import etl.tasks  # noqa: F401
+
+    with override_settings(CELERY_TASK_ALWAYS_EAGER=True):
+        yield
+
+
 def database_url(name: str | None = None) -> str:
     """A DATABASE_URL for the database the tests use right now (the test database)."""
     s = connection.settings_dict

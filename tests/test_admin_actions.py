@@ -12,6 +12,7 @@ from etl.models import Checkpoint, QuarantinedRecord
 from etl.services.ingest import ingest_run
 from runs.models import Run
 from tests.factories import RunFactory
+from tests.support import celery_eager
 
 pytestmark = pytest.mark.django_db
 
@@ -26,19 +27,14 @@ def su_client(client):
 @pytest.fixture
 def run_action(su_client, django_capture_on_commit_callbacks):
     """POST an admin action with Celery eager and on-commit callbacks run; return messages."""
-    from kasparro.celery import app
 
     def post(url: str, action: str, objects) -> list[str]:
-        app.conf.task_always_eager = True
-        try:
-            with django_capture_on_commit_callbacks(execute=True):
-                response = su_client.post(
-                    url,
-                    {"action": action, "_selected_action": [o.pk for o in objects]},
-                    follow=True,
-                )
-        finally:
-            app.conf.task_always_eager = False
+        with celery_eager(), django_capture_on_commit_callbacks(execute=True):
+            response = su_client.post(
+                url,
+                {"action": action, "_selected_action": [o.pk for o in objects]},
+                follow=True,
+            )
         assert response.status_code == 200 and response.redirect_chain
         return [str(m) for m in response.context["messages"]]
 

@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,7 +108,13 @@ def request(port: int, method: str, path: str, *, body=None, headers=None, timeo
 
 @pytest.fixture
 def edge(tmp_path) -> Iterator[int]:
-    env = process_env(NUM_PROXIES="1", API_RATE_PER_ADDRESS="5/min", FORWARDED_ALLOW_IPS="*")
+    env = process_env(
+        NUM_PROXIES="1",
+        API_RATE_PER_ADDRESS="5/min",
+        FORWARDED_ALLOW_IPS="*",
+        # Throttle counts of this test only, when they live in a shared Redis.
+        CACHE_KEY_PREFIX=f"edge-{uuid.uuid4().hex[:8]}",
+    )
     # One worker, few threads: easy to pin without a proxy; the throttle's count is in one place
     # even without Redis.
     env["GUNICORN_THREADS"] = "2"

@@ -26,7 +26,7 @@ from etl.services.claim import SourceClaim, heartbeat_seconds
 from etl.services.ingest import ingest_run
 from etl.services.reaper import ERROR_CLASS, runs_reap
 from runs.models import Run
-from tests.support import PYTHON, ROOT, celery_worker, process_env
+from tests.support import PYTHON, ROOT, celery_eager, celery_worker, process_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -284,11 +284,8 @@ def test_a_run_whose_claim_was_taken_cannot_commit_another_page(coingecko, setti
 
 @pytest.fixture
 def eager():
-    from kasparro.celery import app
-
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
+    with celery_eager():
+        yield
 
 
 def dead_run(source: str) -> Run:

@@ -20,6 +20,7 @@ from etl.sources.csv import CsvSource
 from etl.sources.rss import RssSource
 from runs.models import Run
 from tests.conftest import FIXTURES, coingecko_pages
+from tests.support import celery_eager
 
 CG = CoinGeckoSource(base_url="http://x", api_key="", pages=1, per_page=1)
 RSS = RssSource(feed_urls=["http://x"])
@@ -149,18 +150,12 @@ def staff_client(client, db):
 
 
 def admin_action(client, action: str, events, django_capture_on_commit_callbacks):
-    from kasparro.celery import app
-
-    app.conf.task_always_eager = True
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            response = client.post(
-                "/admin/etl/driftevent/",
-                {"action": action, "_selected_action": [e.pk for e in events]},
-                follow=True,
-            )
-    finally:
-        app.conf.task_always_eager = False
+    with celery_eager(), django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/etl/driftevent/",
+            {"action": action, "_selected_action": [e.pk for e in events]},
+            follow=True,
+        )
     assert response.status_code == 200
     return response
 

@@ -20,7 +20,7 @@ from etl.http import HttpClient, parse_retry_after
 from etl.models import Checkpoint, QuarantinedRecord
 from etl.services.ingest import ingest_run
 from runs.models import Run
-from tests.support import PYTHON, ROOT, process_env
+from tests.support import PYTHON, ROOT, celery_eager, process_env
 
 pytestmark = pytest.mark.django_db
 
@@ -182,16 +182,10 @@ def test_in_process_limiter_spaces_requests(settings):
 def test_task_retries_transient_failures_as_linked_runs(coingecko, settings):
     from etl.tasks import ingest, retry_countdown
 
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.ETL_TASK_MAX_RETRIES = 2
-    from kasparro.celery import app
-
-    app.conf.task_always_eager = True
-    try:
-        coingecko.fail = lambda page: Response("down", status=503)
+    coingecko.fail = lambda page: Response("down", status=503)
+    with celery_eager():
         ingest.apply(args=["coingecko"])
-    finally:
-        app.conf.task_always_eager = False
     runs = list(Run.objects.order_by("started_at"))
     assert [r.trigger for r in runs] == ["beat", "retry", "retry"]
     assert [r.status for r in runs] == ["failed"] * 3
@@ -203,14 +197,10 @@ def test_task_retries_transient_failures_as_linked_runs(coingecko, settings):
 
 def test_task_does_not_retry_permanent_failures(coingecko, settings):
     from etl.tasks import ingest
-    from kasparro.celery import app
 
-    app.conf.task_always_eager = True
-    try:
-        coingecko.fail = lambda page: Response("no", status=403)
+    coingecko.fail = lambda page: Response("no", status=403)
+    with celery_eager():
         ingest.apply(args=["coingecko"])
-    finally:
-        app.conf.task_always_eager = False
     assert Run.objects.count() == 1
 
 
