@@ -17,7 +17,9 @@ from django.utils import timezone
 
 from etl.services.ingest import ingest_run
 from etl.services.reaper import runs_reap
+from etl.services.schedules import REAPER_NAME
 from runs.models import Run
+from runs.services import INGEST_TASK
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ def retry_countdown(retries: int) -> float:
 
 
 @shared_task(
-    name="etl.ingest",
+    name=INGEST_TASK,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -76,7 +78,7 @@ def ingest(self, source: str, trigger: str = "beat", parent_run_id: str | None =
     return result
 
 
-@shared_task(name="etl.reap")
+@shared_task(name=REAPER_NAME)
 def reap() -> int:
     """Fail runs whose process died and queue their recovery; queue orphaned retries."""
     return len(runs_reap())

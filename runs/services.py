@@ -105,12 +105,14 @@ def run_skip(
 
 # --- Operator requests --------------------------------------------------------------------------
 
-INGEST_TASK = "etl.ingest"
+INGEST_TASK = "etl.ingest"  # the task's name, here because `runs` never imports `etl`
 RETRYABLE = (Run.Status.FAILED, Run.Status.PARTIAL)
 
 
-def _ingest_enqueue(*, source: str, trigger: str, parent_run_id: str | None = None) -> None:
-    """Queue `etl.ingest` once the caller's transaction commits.
+def run_enqueue(*, source: str, trigger: str, parent_run_id: str | None = None) -> None:
+    """Queue a run of `source` (the `etl.ingest` task) once the caller's transaction commits.
+    The one way to ask for a run on the workers: operators' actions here, `etl enqueue` and the
+    reaper in `etl`.
 
     A signature by name resolves to the registered task when this process knows it (so its
     routing and options apply, and eager mode runs it in place) and falls back to sending the
@@ -134,7 +136,7 @@ def run_retry(*, run_id: uuid.UUID | str) -> Run:
             f"run {str(run.id)[:8]} of {run.source} is {run.status}: "
             "only failed or partial runs can be retried"
         )
-    _ingest_enqueue(source=run.source, trigger=Run.Trigger.RETRY, parent_run_id=str(run.id))
+    run_enqueue(source=run.source, trigger=Run.Trigger.RETRY, parent_run_id=str(run.id))
     return run
 
 
@@ -142,4 +144,4 @@ def source_run_now(*, source: str) -> None:
     """Queue a manual run of a source; it resumes from the source's checkpoint."""
     if not source:
         raise ApplicationError("a source name is required")
-    _ingest_enqueue(source=source, trigger=Run.Trigger.MANUAL)
+    run_enqueue(source=source, trigger=Run.Trigger.MANUAL)

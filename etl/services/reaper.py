@@ -27,8 +27,8 @@ from django.utils import timezone
 
 from etl.exceptions import RunAbandoned
 from etl.services.claim import SourceClaim
-from etl.services.enqueue import ingest_enqueue
 from runs.models import Run
+from runs.services import run_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def runs_reap(*, source: str | None = None) -> list[uuid.UUID]:
         finally:
             claim.release()
         if dead is not None:
-            ingest_enqueue(source=name, trigger=Run.Trigger.RETRY, parent_run_id=str(dead))
+            run_enqueue(source=name, trigger=Run.Trigger.RETRY, parent_run_id=str(dead))
             recovered.append(dead)
     recovered += _retries_orphaned(source=source)
     return recovered
@@ -88,7 +88,7 @@ def _retries_orphaned(*, source: str | None) -> list[uuid.UUID]:
     for run_id, name in overdue.values_list("pk", "source"):
         with transaction.atomic():
             if Run.objects.filter(pk=run_id, retry_at__isnull=False).update(retry_at=None):
-                ingest_enqueue(source=name, trigger=Run.Trigger.RETRY, parent_run_id=str(run_id))
+                run_enqueue(source=name, trigger=Run.Trigger.RETRY, parent_run_id=str(run_id))
                 queued.append(run_id)
     if queued:
         logger.warning("orphaned retries queued", extra={"count": len(queued)})

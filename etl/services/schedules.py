@@ -10,14 +10,14 @@ import json
 from django.conf import settings
 
 from etl.sources import source_names
+from runs.services import INGEST_TASK
 
-TASK_NAME = "etl.ingest"
 REAPER_NAME = "etl.reap"
 REAPER_MINUTES = 1  # with the lease, bounds how long a dead run waits for recovery
 
 
 def schedule_name(source: str) -> str:
-    return f"etl.ingest:{source}"
+    return f"{INGEST_TASK}:{source}"
 
 
 def schedules_ensure() -> list[str]:
@@ -32,7 +32,7 @@ def schedules_ensure() -> list[str]:
         _, was_created = PeriodicTask.objects.get_or_create(
             name=schedule_name(source),
             defaults={
-                "task": TASK_NAME,
+                "task": INGEST_TASK,
                 "interval": interval,
                 "args": json.dumps([source]),
                 "kwargs": json.dumps({"trigger": "beat"}),

@@ -10,11 +10,11 @@ from tqdm import tqdm
 
 from etl.faults import FaultPlan
 from etl.models import Checkpoint, SourceLease
-from etl.services.enqueue import ingest_enqueue
 from etl.services.ingest import ingest_run
 from etl.services.schedules import schedules_ensure
 from etl.sources import REGISTRY, canonical_name, get_source_class, source_names
 from runs.models import Run
+from runs.services import run_enqueue
 
 
 class Command(BaseCommand):
@@ -52,7 +52,7 @@ class Command(BaseCommand):
             return self._run(self._sources(options["sources"]), options)
         if action == "enqueue":
             for name in self._sources(options["sources"]):
-                ingest_enqueue(source=name, trigger="manual")
+                run_enqueue(source=name, trigger=Run.Trigger.MANUAL)
                 self.stdout.write(f"queued {name}")
             return None
         if action == "schedule":
