@@ -70,6 +70,11 @@ class Run(models.Model):
             models.Index(fields=["source", "-started_at"], name="run_source_started_idx"),
             models.Index(fields=["status", "-started_at"], name="run_status_started_idx"),
             models.Index(fields=["-started_at"], name="run_started_idx"),
+            models.Index(
+                fields=["retry_at"],
+                name="run_retry_due_idx",
+                condition=models.Q(retry_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

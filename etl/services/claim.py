@@ -81,6 +81,7 @@ class SourceClaim:
         self._acquired = False
         self._error: BaseException | None = None  # what stopped the claim being taken
         self._thread: threading.Thread | None = None
+        self._locked_on = None  # the raw connection holding the advisory lock, if any
 
     @property
     def lost(self) -> bool:
@@ -200,8 +201,7 @@ class SourceClaim:
 
     def _lock(self) -> bool:
         """Take (or confirm) the session's advisory lock; re-entrant on one connection."""
-        held = getattr(self, "_locked_on", None)
-        if held is not None and held is connection.connection:
+        if self._locked_on is not None and self._locked_on is connection.connection:
             return True
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(%s)", [_advisory_key(self.source)])

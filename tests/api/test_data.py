@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.db import OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 
 from crypto.models import Article, LatestQuote
 
@@ -118,14 +118,23 @@ def test_data_makes_the_same_number_of_queries_whatever_the_page(
         assert counts[0] == counts[1] <= 3, (source, counts)
 
 
-def test_database_down_is_a_503_json(client, monkeypatch):
+@pytest.mark.parametrize(
+    "error, status, code",
+    [
+        (OperationalError("connection refused"), 503, "database_unavailable"),
+        (InterfaceError("connection already closed"), 503, "database_unavailable"),
+        # A value the database refuses is the client's input, not an outage.
+        (DataError("value out of range"), 400, "invalid"),
+    ],
+)
+def test_database_errors_map_to_json_answers(client, monkeypatch, error, status, code):
     def boom(**kwargs):
-        raise OperationalError("connection refused")
+        raise error
 
     monkeypatch.setattr("crypto.api.latest_quote_list", boom)
     response = client.get("/data")
-    assert response.status_code == 503
-    assert response.json()["error"]["code"] == "database_unavailable"
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
 
 
 def test_wrong_method_is_a_405_json(client):

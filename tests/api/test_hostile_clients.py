@@ -1,5 +1,6 @@
 """What a hostile or careless client meets at the Django level (issue 11's table, rows 2-4, 6-8,
-10 and 11): every answer is the one JSON error shape, never a 500 or an HTML page."""
+10 and 11; a DataError's 400 is in test_data.py): every answer is the one JSON error shape,
+never a 500 or an HTML page."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import re
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import DataError
 
 from kasparro.apikeys.models import APIKey
 
@@ -47,16 +47,6 @@ def test_control_characters_in_a_path_are_a_404_json(client, path, caplog):
     assert response.status_code == 404
     assert error(response)["status"] == 404
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
-
-
-def test_a_value_the_database_refuses_is_a_400_not_an_outage(client, monkeypatch):
-    def refuse(**kwargs):
-        raise DataError("value out of range")
-
-    monkeypatch.setattr("crypto.api.latest_quote_list", refuse)
-    response = client.get("/data")
-    assert response.status_code == 400
-    assert error(response)["code"] == "invalid"
 
 
 def test_deeply_nested_json_is_a_400(client, api_key):
