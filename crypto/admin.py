@@ -13,7 +13,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import F, OuterRef, Subquery
 
 from crypto.models import Article, ArticleAsset, Asset, LatestQuote, Quote, SourceAsset
-from kasparro.admin_utils import BoundedCountPaginator
+from kasparro.core.admin_utils import BoundedCountPaginator
 
 TOP_ASSETS = 30
 

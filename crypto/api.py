@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.conf import settings
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -20,19 +19,16 @@ from crypto.selectors import (
     asset_list,
     latest_quote_list,
 )
-from kasparro.api import (
+from kasparro.core.api import (
     ERRORS,
     ApiView,
     ErrorSerializer,
     PageParams,
-    api_sources,
     envelope_serializer,
 )
-from kasparro.errors import NotFoundError
-from kasparro.request_id import get_request_id
-
-SOURCE_ALIASES = {"rss_feed": "rss"}
-
+from kasparro.core.catalogue import MARKET, NEWS, canonical_name, source_names
+from kasparro.core.errors import NotFoundError
+from kasparro.core.request_id import get_request_id
 
 # --- Serializers ---------------------------------------------------------------------------------
 
@@ -98,12 +94,13 @@ class DataParams(PageParams):
     name = serializers.CharField(required=False, max_length=200)
 
     def validate_source(self, value: str) -> str:
-        value = SOURCE_ALIASES.get(value.strip().lower(), value.strip().lower())
-        if value not in api_sources():
+        canonical = canonical_name(value)
+        if canonical is None:
             raise serializers.ValidationError(
-                f"unknown source {value!r}; one of {', '.join(api_sources())} (or rss_feed)"
+                f"unknown source {value.strip().lower()!r}; "
+                f"one of {', '.join(source_names())} (or rss_feed)"
             )
-        return value
+        return canonical
 
 
 class DataApi(ApiView):
@@ -130,7 +127,7 @@ class DataApi(ApiView):
     def get(self, request: Request) -> Response:
         p = self.params(DataParams, request)
         limit, offset = p["limit"], p["offset"]
-        if p.get("source") in settings.NEWS_SOURCES:
+        if p.get("source") in source_names(NEWS):
             qs = article_list(symbol=p.get("symbol"), q=p.get("name"))
             total = qs.count()
             data = ArticleSerializer(qs[offset : offset + limit], many=True).data
@@ -235,9 +232,9 @@ class HistoryParams(serializers.Serializer):
 
     def validate_source(self, value: str) -> str:
         value = value.strip().lower()
-        if value not in settings.MARKET_SOURCES:
+        if value not in source_names(MARKET):
             raise serializers.ValidationError(
-                f"unknown market source {value!r}; one of {', '.join(settings.MARKET_SOURCES)}"
+                f"unknown market source {value!r}; one of {', '.join(source_names(MARKET))}"
             )
         return value
 

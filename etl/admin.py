@@ -32,8 +32,8 @@ from etl.services.drift import drift_accept, drift_reject
 from etl.services.quarantine import quarantine_discard, quarantine_replay
 from etl.sources import get_source_class
 from etl.tasks import replay_drift
-from kasparro.admin_utils import ViewOnlyWithActionsMixin, compact_json, pretty_json
-from kasparro.errors import ApplicationError
+from kasparro.core.admin_utils import ViewOnlyWithActionsMixin, compact_json, pretty_json
+from kasparro.core.errors import ApplicationError
 
 
 def run_link(run) -> SafeString | str:

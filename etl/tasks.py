@@ -18,8 +18,8 @@ from django.utils import timezone
 from etl.services.ingest import ingest_run
 from etl.services.reaper import runs_reap
 from etl.services.schedules import REAPER_NAME
+from kasparro.core.catalogue import INGEST_TASK
 from runs.models import Run
-from runs.services import INGEST_TASK
 
 logger = logging.getLogger(__name__)
 

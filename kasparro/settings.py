@@ -14,7 +14,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from kasparro.bootstrap_secret import local_secret_key, secret_key_problem
+from kasparro.core.catalogue import canonical_name, source_names
+from kasparro.core.secret_key import local_secret_key, secret_key_problem
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -77,7 +78,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_prometheus",
     "django_celery_results",
-    "kasparro.apikeys",
+    "kasparro.core.apikeys",
     "crypto",
     "runs",
     "etl",
@@ -85,8 +86,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "kasparro.request_id.RequestIdMiddleware",
-    "kasparro.metrics.ApiMetricsMiddleware",
+    "kasparro.core.request_id.RequestIdMiddleware",
+    "kasparro.core.metrics.ApiMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -213,7 +214,7 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG or TESTING or ZERO_CONFIG
-            else "kasparro.staticfiles.StaticStorage"
+            else "kasparro.core.staticfiles.StaticStorage"
         )
     },
 }
@@ -225,11 +226,11 @@ REST_FRAMEWORK = {
     # 0: the client is the peer address and X-Forwarded-For is ignored; N: the N-th address
     # from the right of X-Forwarded-For (behind the compose nginx, 1).
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
-    "DEFAULT_AUTHENTICATION_CLASSES": ["kasparro.apikeys.authentication.APIKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["kasparro.core.apikeys.authentication.APIKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["kasparro.parsers.SafeJSONParser"],
-    "EXCEPTION_HANDLER": "kasparro.exceptions.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["kasparro.core.parsers.SafeJSONParser"],
+    "EXCEPTION_HANDLER": "kasparro.core.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -268,10 +269,6 @@ API_RATE_PER_KEY = env("API_RATE_PER_KEY", default="3000/min")
 # /metrics: open unless a token (sent as "Bearer <token>") or an address allow-list is set.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
-
-# The sources the read API knows, by kind (etl's registry must agree: a test checks it).
-MARKET_SOURCES = ["coingecko", "csv"]
-NEWS_SOURCES = ["rss"]
 
 # --- Sources ----------------------------------------------------------------------------------
 COINGECKO_BASE_URL = env("COINGECKO_BASE_URL", default="https://api.coingecko.com/api/v3")
@@ -315,7 +312,14 @@ ETL_FAULTS_ALLOWED = env.bool("ETL_FAULTS_ALLOWED", default=DEBUG or TESTING)
 ETL_FUZZY_MIN_SCORE = env.int("ETL_FUZZY_MIN_SCORE", default=88)
 # Schema drift policy per source (evolve | freeze | pause), e.g. "csv=freeze,rss=pause";
 # editable in admin afterwards (Source policies).
-ETL_DRIFT_POLICY = env.dict("ETL_DRIFT_POLICY", default={})
+ETL_DRIFT_POLICY = {}
+for _source, _policy in env.dict("ETL_DRIFT_POLICY", default={}).items():
+    if canonical_name(_source) is None:
+        raise ImproperlyConfigured(
+            f"ETL_DRIFT_POLICY names {_source!r}, which is no source; one of "
+            + ", ".join(source_names())
+        )
+    ETL_DRIFT_POLICY[canonical_name(_source)] = _policy
 ETL_DRIFT_POLICY_DEFAULT = env("ETL_DRIFT_POLICY_DEFAULT", default="evolve")
 
 # --- Logging ----------------------------------------------------------------------------------
@@ -324,10 +328,10 @@ LOG_FORMAT = env("LOG_FORMAT", default="console" if DEBUG else "json")  # json |
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "kasparro.logging.ContextFilter"}},
+    "filters": {"context": {"()": "kasparro.core.logging.ContextFilter"}},
     "formatters": {
-        "json": {"()": "kasparro.logging.JsonFormatter"},
-        "console": {"()": "kasparro.logging.ConsoleFormatter"},
+        "json": {"()": "kasparro.core.logging.JsonFormatter"},
+        "console": {"()": "kasparro.core.logging.ConsoleFormatter"},
     },
     "handlers": {
         "default": {

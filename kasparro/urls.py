@@ -6,9 +6,9 @@ from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from crypto.api import AssetDetailApi, AssetHistoryApi, AssetListApi, DataApi, NewsApi
-from kasparro.health import HealthApi
-from kasparro.metrics import metrics_view
+from kasparro.core.metrics import metrics_view
 from runs.api import CompareRunsApi, RunDetailApi, RunListApi, StatsApi
+from runs.health import HealthApi
 
 
 class KeyConverter:
@@ -45,7 +45,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-handler400 = "kasparro.views.bad_request"
-handler403 = "kasparro.views.permission_denied"
-handler404 = "kasparro.views.page_not_found"
-handler500 = "kasparro.views.server_error"
+handler400 = "kasparro.core.errors.bad_request"
+handler403 = "kasparro.core.errors.permission_denied"
+handler404 = "kasparro.core.errors.page_not_found"
+handler500 = "kasparro.core.errors.server_error"

@@ -9,8 +9,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import capfirst
 
-from kasparro.admin_utils import ViewOnlyWithActionsMixin, pretty_json
-from kasparro.errors import ApplicationError
+from kasparro.core.admin_utils import ViewOnlyWithActionsMixin, pretty_json
+from kasparro.core.errors import ApplicationError
 from runs.models import Run
 from runs.services import run_retry, source_run_now
 

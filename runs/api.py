@@ -9,17 +9,17 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from kasparro.api import (
+from kasparro.core.api import (
     AUTH_ERRORS,
     ApiView,
     ErrorSerializer,
     PageParams,
-    api_sources,
     envelope_serializer,
 )
-from kasparro.apikeys.authentication import HasAPIKey
-from kasparro.errors import NotFoundError
-from kasparro.request_id import get_request_id
+from kasparro.core.apikeys.authentication import HasAPIKey
+from kasparro.core.catalogue import source_names
+from kasparro.core.errors import NotFoundError
+from kasparro.core.request_id import get_request_id
 from runs.comparison import runs_report
 from runs.models import Run
 from runs.selectors import run_list, runs_stats
@@ -121,7 +121,7 @@ class StatsApi(TokenApiView):
     @extend_schema(parameters=[StatsParams], responses={200: StatsSerializer, **AUTH_ERRORS})
     def get(self, request: Request) -> Response:
         p = self.params(StatsParams, request)
-        stats = runs_stats(sources=api_sources(), window=dt.timedelta(hours=p["window_hours"]))
+        stats = runs_stats(sources=source_names(), window=dt.timedelta(hours=p["window_hours"]))
         stats["request_id"] = get_request_id()
         return Response(StatsSerializer(stats).data)
 
@@ -137,7 +137,7 @@ class RunListParams(PageParams):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["source"].choices = api_sources()
+        self.fields["source"].choices = source_names()
 
 
 class RunListApi(TokenApiView):

@@ -12,7 +12,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from kasparro.errors import ApplicationError, NotFoundError
+from kasparro.core.catalogue import INGEST_TASK
+from kasparro.core.errors import ApplicationError, NotFoundError
 from runs.models import Run
 
 COUNTERS = (
@@ -105,7 +106,6 @@ def run_skip(
 
 # --- Operator requests --------------------------------------------------------------------------
 
-INGEST_TASK = "etl.ingest"  # the task's name, here because `runs` never imports `etl`
 RETRYABLE = (Run.Status.FAILED, Run.Status.PARTIAL)
 
 
@@ -118,7 +118,7 @@ def run_enqueue(*, source: str, trigger: str, parent_run_id: str | None = None) 
     routing and options apply, and eager mode runs it in place) and falls back to sending the
     name to the broker otherwise; `send_task` alone would ignore eager mode.
     """
-    from kasparro.celery import app
+    from celery import current_app as app
 
     kwargs = {"trigger": trigger, "parent_run_id": parent_run_id}
     signature = app.signature(INGEST_TASK, args=[source], kwargs=kwargs)

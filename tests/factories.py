@@ -30,7 +30,7 @@ from etl.models import (
     SourceLease,
     SourcePolicy,
 )
-from kasparro.apikeys.models import APIKey
+from kasparro.core.apikeys.models import APIKey
 from runs.models import Run
 
 BASE = dt.datetime(2025, 12, 28, 12, 0, tzinfo=dt.UTC)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from crypto.admin import QuoteAdmin
 from crypto.models import Article, Asset
 from etl.models import Checkpoint, QuarantinedRecord, SourceLease
-from kasparro.admin_utils import BoundedCountPaginator
+from kasparro.core.admin_utils import BoundedCountPaginator
 from runs.models import Run
 from tests.factories import (
     FACTORIES,

@@ -12,8 +12,8 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from etl.services.schedules import schedules_ensure
-from kasparro.apikeys.models import APIKey
-from kasparro.apikeys.services import apikey_create, apikey_verify
+from kasparro.core.apikeys.models import APIKey
+from kasparro.core.apikeys.services import apikey_create, apikey_verify
 from runs.models import Run
 
 pytestmark = pytest.mark.django_db
@@ -141,12 +141,13 @@ def test_unknown_path_is_a_json_404_with_request_id(client):
     assert response["X-Request-ID"] == "abc-123"
 
 
-def test_api_source_lists_agree_with_the_etl_registry(settings):
+def test_a_plugin_that_disagrees_with_the_catalogue_fails_the_startup_check(monkeypatch):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
     from etl.sources import REGISTRY
 
-    assert sorted(settings.MARKET_SOURCES) == sorted(
-        n for n, s in REGISTRY.items() if s.kind == "market"
-    )
-    assert sorted(settings.NEWS_SOURCES) == sorted(
-        n for n, s in REGISTRY.items() if s.kind == "news"
-    )
+    call_command("check")  # as shipped: every plug-in agrees with its catalogue line
+    monkeypatch.setattr(REGISTRY["csv"], "kind", "news")
+    with pytest.raises(SystemCheckError, match=r"etl.E001.*CsvSource"):
+        call_command("check")

@@ -9,8 +9,8 @@ import logging
 import pytest
 
 from etl.services.ingest import ingest_run
-from kasparro.apikeys.services import apikey_create
-from kasparro.logging import ConsoleFormatter, ContextFilter, JsonFormatter
+from kasparro.core.apikeys.services import apikey_create
+from kasparro.core.logging import ConsoleFormatter, ContextFilter, JsonFormatter
 
 pytestmark = pytest.mark.django_db
 

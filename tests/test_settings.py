@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kasparro.bootstrap_secret import secret_key_problem
+from kasparro.core.secret_key import secret_key_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from etl.services.claim import SourceBusy, source_claim_holder, source_claimed
 from etl.services.state import checkpoint_get, checkpoint_set
-from kasparro.errors import ApplicationError
+from kasparro.core.errors import ApplicationError
 
 
 def _busy(source: str) -> ApplicationError:

@@ -18,7 +18,7 @@ from django.utils import timezone
 from etl.drift import BREAKING, INFO, Finding, detect_drift
 from etl.models import DriftEvent, FieldMapping, SourcePolicy
 from etl.sources.base import Source
-from kasparro.errors import ApplicationError
+from kasparro.core.errors import ApplicationError
 
 # The evolve policy applies a suggested mapping by itself from this confidence up.
 EVOLVE_MIN_CONFIDENCE = 90

@@ -71,9 +71,9 @@ from etl.services.state import (
     raw_record_store,
     upstream_counts_add,
 )
-from etl.sources import build_source, canonical_name
+from etl.sources import build_source
 from etl.sources.base import Page, Source
-from kasparro.logging import log_context
+from kasparro.core.logging import log_context
 from runs.anomaly import run_score_store
 from runs.models import Run
 from runs.services import run_finish, run_page_committed, run_skip, run_start
@@ -273,8 +273,8 @@ def ingest_run(
     progress: ProgressCallback | None = None,
 ) -> Run:
     """Run one source to completion (or failure) and return its finished Run."""
-    name = canonical_name(source_name)
-    source = build_source(name)
+    source = build_source(source_name)
+    name = source.name
     plan = faults if faults is not None else FaultPlan.parse(settings.ETL_FAULTS)
     run_id = uuid.uuid4()
 

@@ -21,8 +21,8 @@ from etl.services.ingest import load_good, prepare_items
 from etl.services.mentions import MentionMatcher
 from etl.services.state import content_hash, quarantine_add
 from etl.sources import build_source
-from kasparro.errors import ApplicationError
-from kasparro.logging import log_context
+from kasparro.core.errors import ApplicationError
+from kasparro.core.logging import log_context
 from runs.models import Run
 from runs.services import run_finish, run_page_committed, run_skip, run_start
 

@@ -9,15 +9,10 @@ import json
 
 from django.conf import settings
 
-from etl.sources import source_names
-from runs.services import INGEST_TASK
+from kasparro.core.catalogue import INGEST_TASK, schedule_name, source_names
 
 REAPER_NAME = "etl.reap"
 REAPER_MINUTES = 1  # with the lease, bounds how long a dead run waits for recovery
-
-
-def schedule_name(source: str) -> str:
-    return f"{INGEST_TASK}:{source}"
 
 
 def schedules_ensure() -> list[str]:

@@ -1,36 +1,20 @@
-"""The registry of sources. Adding a source means one module and one line here."""
+"""The registry of source plug-ins, built from the source catalogue (kasparro/core/catalogue.py):
+adding a source means one module here and one catalogue line. `etl.checks` verifies at start-up
+that every plug-in's name and kind agree with its catalogue entry."""
 
 from __future__ import annotations
 
+from django.utils.module_loading import import_string
+
 from etl.sources.base import Source
-from etl.sources.coingecko import CoinGeckoSource
-from etl.sources.csv import CsvSource
-from etl.sources.rss import RssSource
+from kasparro.core.catalogue import CATALOGUE, source_entry
 
-REGISTRY: dict[str, type[Source]] = {
-    CoinGeckoSource.name: CoinGeckoSource,
-    RssSource.name: RssSource,
-    CsvSource.name: CsvSource,
-}
-
-# Names the original service used, still accepted where a source name is given.
-ALIASES = {"rss_feed": "rss"}
-
-
-def source_names() -> list[str]:
-    return list(REGISTRY)
-
-
-def canonical_name(name: str) -> str:
-    name = name.strip().lower()
-    return ALIASES.get(name, name)
+REGISTRY: dict[str, type[Source]] = {entry.name: import_string(entry.plugin) for entry in CATALOGUE}
 
 
 def get_source_class(name: str) -> type[Source]:
-    try:
-        return REGISTRY[canonical_name(name)]
-    except KeyError:
-        raise KeyError(f"unknown source {name!r}; known: {', '.join(REGISTRY)}") from None
+    """The plug-in for a name or alias; KeyError naming the known sources otherwise."""
+    return REGISTRY[source_entry(name).name]
 
 
 def build_source(name: str) -> Source:

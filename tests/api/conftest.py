@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from etl.services.ingest import ingest_run
-from kasparro.apikeys.services import apikey_create
+from kasparro.core.apikeys.services import apikey_create
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from kasparro.apikeys.models import APIKey
+from kasparro.core.apikeys.models import APIKey
 
 pytestmark = pytest.mark.django_db
 
@@ -105,7 +105,7 @@ def test_admin_works_with_debug_off_before_and_after_collectstatic(client, setti
     settings.STATIC_ROOT = tmp_path / "static"
     settings.STORAGES = {
         **settings.STORAGES,
-        "staticfiles": {"BACKEND": "kasparro.staticfiles.StaticStorage"},
+        "staticfiles": {"BACKEND": "kasparro.core.staticfiles.StaticStorage"},
     }
     page = client.get("/admin/login/")
     assert page.status_code == 200

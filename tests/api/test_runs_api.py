@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from kasparro.apikeys.services import apikey_create, apikey_revoke
+from kasparro.core.apikeys.services import apikey_create, apikey_revoke
 from runs.models import Run
 from tests.factories import finished_run
 

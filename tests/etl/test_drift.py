@@ -280,7 +280,7 @@ def test_pause_stops_the_source_until_an_operator_acts(coingecko):
 
 @pytest.mark.django_db
 def test_drift_counts_show_in_run_detail_and_stats(coingecko, client):
-    from kasparro.apikeys.services import apikey_create
+    from kasparro.core.apikeys.services import apikey_create
 
     set_policy("coingecko", "freeze")
     coingecko.pages = [drifted_coingecko(p) for p in coingecko.pages]

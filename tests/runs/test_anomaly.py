@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from etl.services.ingest import ingest_run
-from kasparro.apikeys.services import apikey_create
+from kasparro.core.apikeys.services import apikey_create
 from runs.anomaly import run_anomalies, run_score_store, run_scores
 from runs.comparison import asset_changes, asset_findings
 from runs.models import Run

@@ -12,7 +12,8 @@ from etl.faults import FaultPlan
 from etl.models import Checkpoint, SourceLease
 from etl.services.ingest import ingest_run
 from etl.services.schedules import schedules_ensure
-from etl.sources import REGISTRY, canonical_name, get_source_class, source_names
+from etl.sources import REGISTRY, get_source_class
+from kasparro.core.catalogue import source_names
 from runs.models import Run
 from runs.services import run_enqueue
 
@@ -43,7 +44,7 @@ class Command(BaseCommand):
         if not names:
             return source_names()
         try:
-            return [get_source_class(n).name for n in map(canonical_name, names)]
+            return [get_source_class(n).name for n in names]
         except KeyError as exc:
             raise CommandError(str(exc.args[0])) from None
 

@@ -4,7 +4,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class APIKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "kasparro.apikeys.authentication.APIKeyAuthentication"
+    target_class = "kasparro.core.apikeys.authentication.APIKeyAuthentication"
     name = ["TokenAuth", "ApiKeyAuth"]
 
     def get_security_definition(self, auto_schema):

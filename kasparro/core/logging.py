@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Iterator
 
-from kasparro.request_id import get_request_id
+from kasparro.core.request_id import get_request_id
 
 _run_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("run_id", default=None)
 _source: contextvars.ContextVar[str | None] = contextvars.ContextVar("source", default=None)

@@ -10,8 +10,8 @@ import secrets
 from django.db import transaction
 from django.utils import timezone
 
-from kasparro.apikeys.models import APIKey
-from kasparro.errors import ApplicationError
+from kasparro.core.apikeys.models import APIKey
+from kasparro.core.errors import ApplicationError
 
 KEY_PREFIX = "kas"
 

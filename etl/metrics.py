@@ -1,68 +1,24 @@
-"""Prometheus metrics at /metrics.
-
-Request and database metrics come from django-prometheus; API request counts and latencies from
-our middleware. Under gunicorn they are aggregated across worker processes by prometheus_client's
-multiprocess mode (PROMETHEUS_MULTIPROC_DIR). ETL metrics are derived from the database at
-scrape time, so they are right whichever process ran the ETL (a worker, the CLI, another host)
-and survive restarts. Labels are bounded: sources, statuses and URL routes, never ids or paths
-with query strings.
-"""
+"""The ETL's Prometheus metrics, read from the database at scrape time: right whichever process
+ran the ETL (a worker, the CLI, another host) and surviving restarts. Registered with the
+/metrics endpoint (kasparro.core.metrics) when the etl app is ready."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import os
-import time
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, Sum
-from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from kasparro.exceptions import error_body
+from etl.models import DriftEvent, UpstreamCounter
+from kasparro.core.catalogue import source_names
+from runs.models import Run
 
 logger = logging.getLogger(__name__)
 
-API_REQUESTS = Counter(
-    "api_requests_total", "API requests by route and status.", ["endpoint", "status"]
-)
-API_DURATION = Histogram(
-    "api_request_duration_seconds",
-    "API request latency by route.",
-    ["endpoint"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
-
-
-class ApiMetricsMiddleware:
-    """Counts requests by route pattern (e.g. `assets/<key:slug>`) and status."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        started = time.perf_counter()
-        response = self.get_response(request)
-        match = getattr(request, "resolver_match", None)
-        endpoint = "/" + match.route if match and match.route else "unmatched"
-        if endpoint.startswith("/admin/") or endpoint == "/metrics":
-            return response
-        API_REQUESTS.labels(endpoint=endpoint, status=str(response.status_code)).inc()
-        API_DURATION.labels(endpoint=endpoint).observe(time.perf_counter() - started)
-        return response
 
 
 class EtlCollector:
@@ -85,13 +41,9 @@ class EtlCollector:
         return [family(name, "") for name, family in self.NAMES]
 
     def collect(self):
-        from etl.models import DriftEvent, UpstreamCounter
-        from etl.sources import source_names
-        from runs.models import Run
-
         up = GaugeMetricFamily("kasparro_metrics_database_up", "1 if the ETL metrics could be read")
         try:
-            families = list(self._families(Run, DriftEvent, UpstreamCounter, source_names()))
+            families = list(self._families())
         except DatabaseError:
             logger.warning("metrics: database unavailable", exc_info=True)
             up.add_metric([], 0)
@@ -102,7 +54,7 @@ class EtlCollector:
         yield from families
 
     @staticmethod
-    def _families(Run, DriftEvent, UpstreamCounter, sources):
+    def _families():
         runs = CounterMetricFamily(
             "etl_runs", "ETL runs by source and status.", labels=["source", "status"]
         )
@@ -151,7 +103,7 @@ class EtlCollector:
             .values_list("source", "last")
         )
         now = timezone.now()
-        for source in sources:
+        for source in source_names():
             if last.get(source):
                 staleness.add_metric([source], (now - last[source]).total_seconds())
         yield staleness
@@ -186,40 +138,3 @@ class EtlCollector:
                 limited.add_metric([source], count)
         yield upstream
         yield limited
-
-
-_etl_collector = EtlCollector()
-REGISTRY.register(_etl_collector)
-
-
-def _registry():
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        registry.register(_etl_collector)
-        return registry
-    return REGISTRY
-
-
-def _allowed(request) -> bool:
-    token = settings.METRICS_TOKEN
-    if token:
-        sent = request.META.get("HTTP_AUTHORIZATION", "")
-        return sent in (f"Bearer {token}", f"Token {token}")
-    networks = settings.METRICS_ALLOWED_NETWORKS
-    if networks:
-        try:
-            address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-        except ValueError:
-            return False
-        return any(address in ipaddress.ip_network(n, strict=False) for n in networks)
-    return True
-
-
-def metrics_view(request):
-    if not _allowed(request):
-        body = error_body(403, "forbidden", "Metrics are protected: send the metrics token.")
-        return JsonResponse(body, status=403)
-    return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,5 @@
-"""Domain exceptions and the one handler that turns every API error into the same JSON shape:
+"""Errors, one owner: the domain exceptions services raise, the handler that turns every API
+error into the same JSON shape, and the JSON pages for errors outside DRF (handler400 … 500):
 
 {"error": {"status": 400, "code": "invalid", "message": "...", "details": {...}},
  "request_id": "..."}
@@ -10,17 +11,30 @@ import logging
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
-from kasparro.errors import ApplicationError, NotFoundError
-from kasparro.request_id import get_request_id
+from kasparro.core.request_id import get_request_id
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ApplicationError", "NotFoundError", "api_exception_handler", "error_body"]
+
+class ApplicationError(Exception):
+    """A domain rule was broken; the message is safe to show to the caller."""
+
+    status_code = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class NotFoundError(ApplicationError):
+    status_code = 404
+    code = "not_found"
 
 
 def error_body(status_code: int, code: str, message: str, details: dict | None = None) -> dict:
@@ -41,6 +55,10 @@ def _message_of(detail) -> str:
 
 
 def api_exception_handler(exc, context):
+    # Imported here: DRF's views module reads the API settings, whose authentication classes
+    # import the services that raise these errors.
+    from rest_framework.views import exception_handler
+
     if isinstance(exc, ApplicationError):
         return Response(
             error_body(exc.status_code, exc.code, exc.message, exc.details), status=exc.status_code
@@ -83,3 +101,26 @@ def api_exception_handler(exc, context):
     body = error_body(response.status_code, code, _message_of(detail), details)
     response.data = body
     return response
+
+
+# --- JSON error pages for everything outside DRF (wired as handler400 … handler500) -----------
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(status, code, message), status=status)
+
+
+def bad_request(request, exception=None):
+    return _error(400, "bad_request", "Bad request.")
+
+
+def permission_denied(request, exception=None):
+    return _error(403, "permission_denied", "You do not have permission to do this.")
+
+
+def page_not_found(request, exception=None):
+    return _error(404, "not_found", f"No such endpoint: {request.path}")
+
+
+def server_error(request):
+    return _error(500, "server_error", "Internal server error.")

@@ -14,8 +14,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from etl.services.schedules import schedules_ensure
-from kasparro.apikeys.models import APIKey
-from kasparro.apikeys.services import apikey_create
+from kasparro.core.apikeys.models import APIKey
+from kasparro.core.apikeys.services import apikey_create
 
 LOCAL_KEY_NAME = "local-dev"
 

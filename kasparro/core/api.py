@@ -15,15 +15,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from kasparro.apikeys.models import APIKey
-from kasparro.request_id import get_request_id
+from kasparro.core.apikeys.models import APIKey
+from kasparro.core.request_id import get_request_id
 
 logger = logging.getLogger(__name__)
-
-
-def api_sources() -> list[str]:
-    """Every source name the API accepts (settings.MARKET_SOURCES + NEWS_SOURCES)."""
-    return [*settings.MARKET_SOURCES, *settings.NEWS_SOURCES]
 
 
 class _FailOpen:

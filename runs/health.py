@@ -18,8 +18,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from etl.sources import source_names
-from kasparro.request_id import get_request_id
+from kasparro.core.catalogue import schedule_name, source_names
+from kasparro.core.request_id import get_request_id
 from runs.selectors import runs_last_per_source
 
 
@@ -49,8 +49,6 @@ def broker_ok() -> bool:
 def schedule_intervals() -> dict[str, float]:
     """Seconds between scheduled runs per source, from the beat schedule operators edit."""
     from django_celery_beat.models import PeriodicTask
-
-    from etl.services.schedules import schedule_name
 
     default = settings.ETL_SCHEDULE_MINUTES * 60.0
     names = {schedule_name(s): s for s in source_names()}

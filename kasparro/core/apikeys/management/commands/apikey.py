@@ -8,9 +8,9 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from kasparro.apikeys.models import APIKey
-from kasparro.apikeys.services import apikey_create, apikey_revoke
-from kasparro.errors import ApplicationError
+from kasparro.core.apikeys.models import APIKey
+from kasparro.core.apikeys.services import apikey_create, apikey_revoke
+from kasparro.core.errors import ApplicationError
 
 
 def _whole_days(value: str) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rest_framework import authentication, exceptions, permissions
 
-from kasparro.apikeys.models import APIKey
-from kasparro.apikeys.services import apikey_verify
+from kasparro.core.apikeys.models import APIKey
+from kasparro.core.apikeys.services import apikey_verify
 
 
 class APIKeyPrincipal:

@@ -5,8 +5,8 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from kasparro.apikeys.models import APIKey
-from kasparro.apikeys.services import apikey_create
+from kasparro.core.apikeys.models import APIKey
+from kasparro.core.apikeys.services import apikey_create
 
 
 @admin.register(APIKey)
