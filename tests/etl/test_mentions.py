@@ -180,9 +180,9 @@ def test_names_with_regex_characters_are_literal():
     assert matcher.match("AxB (Portal)") == []
 
 
-# BUG (etl/services/mentions.py, MentionMatcher.__init__ cashtag_re): a cashtag must start with
-# a letter, and the ticker pattern refuses a preceding `$`, so `$1INCH` matches nothing.
-def test_cashtag_of_a_ticker_starting_with_a_digit():
+# A cashtag may start with a digit: `$1INCH` is matched as a cashtag mention of 1INCH rather
+# than slipping past both the cashtag and the plain-ticker match.
+def test_a_ticker_starting_with_a_digit_is_matched_as_a_cashtag():
     matcher = MentionMatcher([(1, "1INCH", "1inch", 90)])
 
     assert matcher.match("1INCH pumps") == [(1, "ticker")]

@@ -107,9 +107,9 @@ def test_coindesk_first_entry_in_detail(source):
     assert first.published_at == dt.datetime(2025, 12, 12, 22, 20, 18, tzinfo=dt.UTC)
 
 
-# BUG (etl/sources/rss.py, RssSource._parse/_entry): every CoinDesk item has a <description>
-# followed by an empty <dc:description/>; feedparser maps both to `summary` and the empty one
-# wins, so all 25 CoinDesk articles are stored without a summary.
+# Every CoinDesk item has a <description> followed by an empty <dc:description/>, and feedparser
+# maps both to `summary`: the empty one must not win, or all 25 CoinDesk articles would be
+# stored without a summary.
 def test_an_empty_dc_description_does_not_erase_the_summary(source):
     items = articles(source, (RSS_FIXTURES / "coindesk.rss").read_bytes())
 
@@ -268,18 +268,18 @@ def test_a_feed_with_no_entries_is_empty_not_an_error(source):
         b"garbage \x00\xff\xfe",
         b'{"error": "rate limited"}',
         b"<?xml version='1.0'?><rss version='2.0'></rss>",
-        pytest.param(b"<html><body>hi</body></html>", id="BUG-html-page"),
+        pytest.param(b"<html><body>hi</body></html>", id="html-page"),
         pytest.param(
             b"<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
             b"<body><h1>Checking your browser</h1></body></html>",
-            id="BUG-html-challenge-page",
+            id="html-challenge-page",
         ),
     ],
 )
 def test_a_body_that_is_not_a_feed_is_an_etl_error(source, body):
-    # BUG (etl/sources/rss.py, RssSource._parse): feedparser reads an HTML page as a feed with
-    # no entries (bozo False, `feed.summary` set), so a 200 HTML page is "an empty feed" and
-    # the run succeeds with nothing instead of failing that feed.
+    # feedparser reads an HTML page as a feed with no entries (bozo False, `feed.summary` set):
+    # a 200 HTML page must fail that feed, not pass as an empty feed in a run that succeeds
+    # with nothing.
     with pytest.raises(EtlError, match=FEED_URL):
         parse(source, body)
 
