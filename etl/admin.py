@@ -27,9 +27,10 @@ from etl.models import (
     SourceLease,
     SourcePolicy,
 )
+from etl.pipeline.replay import quarantine_replay
 from etl.services.checkpoints import checkpoint_check_writable, checkpoint_reset, checkpoint_rewind
 from etl.services.drift import drift_accept, drift_reject
-from etl.services.quarantine import quarantine_discard, quarantine_replay
+from etl.services.quarantine import quarantine_discard
 from etl.sources import get_source_class
 from etl.tasks import replay_drift
 from kasparro.core.admin_utils import ViewOnlyWithActionsMixin, compact_json, pretty_json

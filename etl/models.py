@@ -108,7 +108,7 @@ class QuarantinedRecord(models.Model):
 
 class SourceLease(models.Model):
     """One run per source at a time: the claim's record and fencing token. A live holder's
-    heartbeat renews it every few seconds; a dead holder's lease expires (etl/services/claim.py).
+    heartbeat renews it every few seconds; a dead holder's lease expires (etl/services/leases.py).
     A page commits only while its run still holds the lease."""
 
     source = models.CharField(max_length=50, primary_key=True)

@@ -12,16 +12,23 @@ import logging
 import random
 
 from celery import shared_task
+from celery.signals import worker_init, worker_process_init
 from django.conf import settings
 from django.utils import timezone
 
-from etl.services.ingest import ingest_run
+from etl.pipeline.replay import drift_replay
+from etl.pipeline.run import ingest_run
 from etl.services.reaper import runs_reap
 from etl.services.schedules import REAPER_NAME
+from etl.tuning import tune_for_throughput
 from kasparro.core.catalogue import INGEST_TASK
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
+
+# A worker's main process and each of its pool processes run ETL: tuned where they start.
+worker_init.connect(tune_for_throughput, weak=False)
+worker_process_init.connect(tune_for_throughput, weak=False)
 
 # Failures worth another try soon: upstream timeouts, 429/5xx, a lost database or lease.
 TRANSIENT_ERRORS = (
@@ -87,7 +94,5 @@ def reap() -> int:
 @shared_task(name="etl.replay_drift", acks_late=True, reject_on_worker_lost=True)
 def replay_drift(event_id: int) -> dict:
     """Replay the runs a drift event affected (idempotent)."""
-    from etl.services.replay import drift_replay
-
     run = drift_replay(event_id=event_id)
     return {"run_id": str(run.id), "status": run.status}

@@ -300,7 +300,7 @@ ETL_HTTP_BACKOFF_CAP = env.float("ETL_HTTP_BACKOFF_CAP", default=60.0)
 # Pipeline
 # A live run's heartbeat renews its claim on the source every LEASE/6 s (at most 10 s); a
 # dead run's claim expires LEASE after its last beat (on PostgreSQL an advisory lock frees it
-# at once). See etl/services/claim.py.
+# at once). See etl/services/leases.py.
 ETL_LEASE_SECONDS = env.int("ETL_LEASE_SECONDS", default=45)
 ETL_TASK_MAX_RETRIES = env.int("ETL_TASK_MAX_RETRIES", default=3)
 ETL_TASK_RETRY_BASE = env.float("ETL_TASK_RETRY_BASE", default=60.0)  # seconds

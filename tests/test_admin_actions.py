@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from crypto.models import LatestQuote, Quote
 from etl.faults import FaultPlan
 from etl.models import Checkpoint, QuarantinedRecord
-from etl.services.ingest import ingest_run
+from etl.pipeline.run import ingest_run
 from runs.models import Run
 from tests.factories import RunFactory
 from tests.support import celery_eager

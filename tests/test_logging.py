@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from etl.services.ingest import ingest_run
+from etl.pipeline.run import ingest_run
 from kasparro.core.apikeys.services import apikey_create
 from kasparro.core.logging import ConsoleFormatter, ContextFilter, JsonFormatter
 

@@ -63,7 +63,7 @@ def test_etl_metrics_come_from_a_run_in_another_process(client, coingecko):
 def test_rate_limited_and_drift_counters(client, coingecko, settings):
     from werkzeug import Response
 
-    from etl.services.ingest import ingest_run
+    from etl.pipeline.run import ingest_run
 
     settings.ETL_HTTP_MAX_RETRIES = 1
     answers = iter([Response("slow down", status=429, headers={"Retry-After": "0"})])

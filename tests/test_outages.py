@@ -203,7 +203,7 @@ def test_redis_down_data_still_answers_health_degrades_and_cli_still_runs(
     import redis
 
     from crypto.models import Quote
-    from etl.services.ingest import ingest_run
+    from etl.pipeline.run import ingest_run
     from runs.models import Run
 
     original_caches = settings.CACHES

@@ -1,4 +1,5 @@
-"""Operator changes to a source's checkpoint: reset it (start from scratch) or rewind it.
+"""Checkpoints: where each source resumes. Runs advance them page by page; operators reset
+them (start from scratch) or rewind them.
 
 A run in progress writes the checkpoint with every page it commits, so it would silently undo
 the change: the change is made holding the source's claim, and refused while a run holds it.
@@ -6,9 +7,32 @@ the change: the change is made holding the source's claim, and refused while a r
 
 from __future__ import annotations
 
-from etl.services.claim import SourceBusy, source_claim_holder, source_claimed
-from etl.services.state import checkpoint_get, checkpoint_set
+import uuid
+
+from django.utils import timezone
+
+from etl.models import Checkpoint
+from etl.services.leases import SourceBusy, source_claim_holder, source_claimed
 from kasparro.core.errors import ApplicationError
+
+
+def checkpoint_get(*, source: str) -> dict:
+    cursor = Checkpoint.objects.filter(source=source).values_list("cursor", flat=True).first()
+    return cursor or {}
+
+
+def checkpoint_advance(*, source: str, cursor: dict, run_id: uuid.UUID | None) -> None:
+    """Store the cursor after a page. Call inside the page's transaction."""
+    updated = Checkpoint.objects.filter(source=source).update(
+        cursor=cursor, run_id=run_id, updated_at=timezone.now()
+    )
+    if not updated:
+        Checkpoint.objects.create(source=source, cursor=cursor, run_id=run_id)
+
+
+def checkpoint_set(*, source: str, cursor: dict) -> None:
+    """Operator action: rewind or reset (an empty cursor starts from scratch)."""
+    checkpoint_advance(source=source, cursor=cursor, run_id=None)
 
 
 def _busy(source: str) -> ApplicationError:

@@ -1,8 +1,9 @@
 """Drift bookkeeping: per-source policy, accepted mappings, events; accept and reject.
 
-Detection itself is pure (`etl.drift.detect_drift`); deciding what a page does with its
-findings (`drift_triage`) is pure too, so it runs in the read-ahead thread. Saving events
-and mappings happens here, in the page's transaction.
+Detection is a pure function (`etl.drift_detection.detect_drift`); deciding what a page does
+with its findings is the transform stage's (`etl.pipeline.transform.drift_triage`, in the
+read-ahead thread, no database). Saving events and mappings happens here, in the page's
+transaction.
 """
 
 from __future__ import annotations
@@ -15,15 +16,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from etl.drift import BREAKING, INFO, Finding, detect_drift
+from etl.drift_detection import BREAKING, INFO, DriftFinding
 from etl.models import DriftEvent, FieldMapping, SourcePolicy
-from etl.sources.base import Source
 from kasparro.core.errors import ApplicationError
-
-# The evolve policy applies a suggested mapping by itself from this confidence up.
-EVOLVE_MIN_CONFIDENCE = 90
-# Items examined per page in sources whose pages are uniform.
-DRIFT_SAMPLE = 200
 
 
 @dataclasses.dataclass
@@ -40,8 +35,8 @@ class DriftContext:
 class Triage:
     """What one page does about drift."""
 
-    findings: list[Finding]
-    auto_mappings: list[Finding]  # applied by the evolve policy on this page
+    findings: list[DriftFinding]
+    auto_mappings: list[DriftFinding]  # applied by the evolve policy on this page
     held: dict[int, str]  # item index -> why it is quarantined
     pause_reason: str = ""
 
@@ -69,60 +64,6 @@ def drift_context_load(*, source: str) -> DriftContext:
     for fingerprint, status in statuses.values_list("fingerprint", "status"):
         (accepted if status == DriftEvent.Status.ACCEPTED else rejected).add(fingerprint)
     return DriftContext(policy.drift_policy, mappings, accepted, rejected)
-
-
-def drift_triage(source: Source, items: list[Any], context: DriftContext) -> tuple[list, Triage]:
-    """Detect drift on a page and decide, by policy, which items go on and which are held.
-    Returns the items with mappings applied (evolve may add some) and the triage."""
-    if context.mappings:
-        items = [source.apply_mappings(item, context.mappings) for item in items]
-    sample = items
-    if source.uniform_pages and len(items) > DRIFT_SAMPLE:
-        # Every row of a page shares one shape (a CSV page is one file's rows under one
-        # header): a spread-out sample finds the same drift at a fraction of the cost.
-        step = len(items) / DRIFT_SAMPLE
-        sample = [items[int(i * step)] for i in range(DRIFT_SAMPLE)]
-    findings = detect_drift(
-        source.schema,
-        [source.observe(item) for item in sample],
-        key_fields=source.key_fields,
-        cursor_field=source.cursor_field,
-        text_values=source.text_values,
-        sparse=source.sparse,
-        accepted=context.accepted,
-    )
-    if sample is not items:
-        whole_page = frozenset(range(len(items)))
-        findings = [
-            dataclasses.replace(f, items=whole_page if f.items else f.items) for f in findings
-        ]
-    auto = []
-    if context.policy == SourcePolicy.Drift.EVOLVE:
-        auto = [
-            f
-            for f in findings
-            if f.mapping
-            and f.confidence >= EVOLVE_MIN_CONFIDENCE
-            and f.fingerprint not in context.rejected
-        ]
-        if auto:
-            context.mappings.update(dict(f.mapping for f in auto))
-            context.accepted.update(f.fingerprint for f in auto)
-            items = [source.apply_mappings(item, context.mappings) for item in items]
-    triage = Triage(findings=findings, auto_mappings=auto, held={})
-    auto_fingerprints = {f.fingerprint for f in auto}
-    for finding in findings:
-        if finding.severity == INFO or finding.fingerprint in auto_fingerprints:
-            continue
-        hold = (
-            context.policy != SourcePolicy.Drift.EVOLVE or finding.fingerprint in context.rejected
-        )
-        if hold:
-            for index in finding.items:
-                triage.held.setdefault(index, f"schema drift: {finding.message}")
-        if finding.severity == BREAKING and context.policy == SourcePolicy.Drift.PAUSE:
-            triage.pause_reason = f"paused by breaking schema drift: {finding.message}"
-    return items, triage
 
 
 def drift_record(*, source: str, run_id, triage: Triage, items: list[Any]) -> int:

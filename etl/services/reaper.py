@@ -1,6 +1,6 @@
 """Runs whose process died, and retries whose worker died holding them.
 
-A run left `running` is dead once its claim on the source can be taken (etl/services/claim.py:
+A run left `running` is dead once its claim on the source can be taken (etl/services/leases.py:
 at once on PostgreSQL, within `ETL_LEASE_SECONDS` on SQLite). The reaper takes the claim,
 fails such runs as abandoned and queues a recovery run (trigger `retry`, parent = the dead run)
 that resumes from the checkpoint, so the work does not wait for the next scheduled run or for
@@ -26,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from etl.exceptions import RunAbandoned
-from etl.services.claim import SourceClaim
+from etl.services.leases import SourceClaim
 from runs.models import Run
 from runs.services import run_enqueue
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from etl.services.ingest import ingest_run
+from etl.pipeline.run import ingest_run
 from kasparro.core.apikeys.services import apikey_create
 
 

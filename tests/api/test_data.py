@@ -184,7 +184,7 @@ def test_unknown_asset_is_a_404_json(client, db):
 
 
 def test_history_raw_and_bucketed(client, loaded, coingecko):
-    from etl.services.ingest import ingest_run
+    from etl.pipeline.run import ingest_run
 
     page = coingecko.pages[0]
     for hour, price in ((6, 88000), (6.5, 89000), (7, 90000)):

@@ -105,9 +105,11 @@ def child_ingest(url: str, folder: Path) -> dict:
     from django.conf import settings
 
     from crypto.models import Quote
-    from etl.services.ingest import ingest_run
+    from etl.pipeline.run import ingest_run
+    from etl.tuning import tune_for_throughput
 
     settings.CSV_DROP_DIR = folder
+    tune_for_throughput()  # as the worker and `etl run` are
     started = time.perf_counter()
     run = ingest_run(source_name="csv", trigger="cli")
     seconds = time.perf_counter() - started

@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from crypto.models import Quote
 from etl.models import Checkpoint, SourceLease
-from etl.services.claim import SourceClaim, heartbeat_seconds
-from etl.services.ingest import ingest_run
+from etl.pipeline.run import ingest_run
+from etl.services.leases import SourceClaim, heartbeat_seconds
 from etl.services.reaper import ERROR_CLASS, runs_reap
 from runs.models import Run
 from tests.support import PYTHON, ROOT, celery_eager, celery_worker, process_env

@@ -10,11 +10,11 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from crypto.models import Article, Quote
-from etl.drift import BREAKING, INFO, WARNING, detect_drift
+from etl.drift_detection import BREAKING, INFO, WARNING, detect_drift
 from etl.models import DriftEvent, FieldMapping, QuarantinedRecord, SourcePolicy
+from etl.pipeline.replay import drift_replay
+from etl.pipeline.run import ingest_run
 from etl.services.drift import drift_accept, drift_reject
-from etl.services.ingest import ingest_run
-from etl.services.replay import drift_replay
 from etl.sources.coingecko import CoinGeckoSource
 from etl.sources.csv import CsvSource
 from etl.sources.rss import RssSource
@@ -295,7 +295,8 @@ def test_drift_counts_show_in_run_detail_and_stats(coingecko, client):
 
 
 def test_big_uniform_pages_are_checked_on_a_sample_and_held_whole():
-    from etl.services.drift import DRIFT_SAMPLE, DriftContext, drift_triage
+    from etl.pipeline.transform import DRIFT_SAMPLE, drift_triage
+    from etl.services.drift import DriftContext
 
     rows = [
         {

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from crypto.models import Asset, SourceAsset
-from etl.services.identity import IdentityResolver
+from etl.pipeline.identity import IdentityResolver
 from etl.sources.base import MarketItem
 
 pytestmark = pytest.mark.django_db
@@ -29,6 +29,14 @@ def market(symbol: str, name: str, coin_id: str | None = None) -> MarketItem:
 
 def asset(slug: str, symbol: str, name: str) -> Asset:
     return Asset.objects.create(slug=slug, symbol=symbol, name=name)
+
+
+def resolve(resolver: IdentityResolver, items: list[MarketItem]):
+    """(asset id, item) pairs and (item, error) pairs, as the quote loader splits a page."""
+    asset_ids, errors = resolver.resolve_keys(items)
+    resolved = [(asset_ids[i.source_key], i) for i in items if i.source_key in asset_ids]
+    failed = [(i, errors[i.source_key]) for i in items if i.source_key not in asset_ids]
+    return resolved, failed
 
 
 def codes(failed) -> list[str]:
@@ -56,7 +64,7 @@ def coins():
 def test_coingecko_ids_create_assets_authoritatively():
     items = [market("BTC", "Bitcoin", "bitcoin"), market("ETH", "Ethereum", "ethereum")]
 
-    resolved, failed = IdentityResolver(source="coingecko").resolve(items)
+    resolved, failed = resolve(IdentityResolver(source="coingecko"), items)
 
     assert failed == []
     assert set(Asset.objects.values_list("slug", "symbol", "name")) == {
@@ -72,14 +80,14 @@ def test_coingecko_ids_create_assets_authoritatively():
 
 
 def test_coingecko_follows_renames_and_ticker_changes(coins):
-    IdentityResolver(source="coingecko").resolve([market("MATIC2", "Bitcoin Prime", "bitcoin")])
+    resolve(IdentityResolver(source="coingecko"), [market("MATIC2", "Bitcoin Prime", "bitcoin")])
 
     coins["bitcoin"].refresh_from_db()
     assert (coins["bitcoin"].symbol, coins["bitcoin"].name) == ("MATIC2", "Bitcoin Prime")
 
 
 def test_coingecko_reuses_existing_assets(coins):
-    resolved, _ = IdentityResolver(source="coingecko").resolve([market("SOL", "Solana", "solana")])
+    resolved, _ = resolve(IdentityResolver(source="coingecko"), [market("SOL", "Solana", "solana")])
 
     assert [asset_id for asset_id, _ in resolved] == [coins["solana"].pk]
     assert Asset.objects.count() == len(coins)
@@ -88,7 +96,7 @@ def test_coingecko_reuses_existing_assets(coins):
 def test_the_same_key_twice_in_a_batch_is_one_identity(coins):
     items = [market("BTC", "Bitcoin", "bitcoin"), market("BTC", "Bitcoin", "bitcoin")]
 
-    resolved, failed = IdentityResolver(source="csv").resolve(items)
+    resolved, failed = resolve(IdentityResolver(source="csv"), items)
 
     assert failed == []
     assert [asset_id for asset_id, _ in resolved] == [coins["bitcoin"].pk] * 2
@@ -98,7 +106,7 @@ def test_the_same_key_twice_in_a_batch_is_one_identity(coins):
 def test_csv_coin_id_matching_the_asset_resolves_by_id(coins):
     item = market("BTC", "Bitcoin Core", "bitcoin")
 
-    resolved, failed = IdentityResolver(source="csv").resolve([item])
+    resolved, failed = resolve(IdentityResolver(source="csv"), [item])
 
     assert (resolved, failed) == ([(coins["bitcoin"].pk, item)], [])
     identity = SourceAsset.objects.get(source="csv", key="bitcoin")
@@ -110,7 +118,7 @@ def test_csv_coin_id_matching_the_asset_resolves_by_id(coins):
 def test_csv_coin_id_whose_symbol_contradicts_the_asset_is_a_conflict(coins):
     item = market("BCH", "Bitcoin Cash", "bitcoin")
 
-    resolved, failed = IdentityResolver(source="csv").resolve([item])
+    resolved, failed = resolve(IdentityResolver(source="csv"), [item])
 
     assert resolved == []
     assert codes(failed) == ["identity_conflict"]
@@ -119,7 +127,7 @@ def test_csv_coin_id_whose_symbol_contradicts_the_asset_is_a_conflict(coins):
 
 
 def test_csv_coin_id_without_symbol_trusts_the_id(coins):
-    resolved, failed = IdentityResolver(source="csv").resolve([market("", "", "solana")])
+    resolved, failed = resolve(IdentityResolver(source="csv"), [market("", "", "solana")])
 
     assert failed == []
     assert [asset_id for asset_id, _ in resolved] == [coins["solana"].pk]
@@ -127,7 +135,7 @@ def test_csv_coin_id_without_symbol_trusts_the_id(coins):
 
 @pytest.mark.parametrize("coin_id", ["bit coin", "bitcoin!", "-bitcoin", "BITCOIN", "x" * 201])
 def test_an_invalid_coin_id_is_rejected(coins, coin_id):
-    resolved, failed = IdentityResolver(source="csv").resolve([market("BTC", "Bitcoin", coin_id)])
+    resolved, failed = resolve(IdentityResolver(source="csv"), [market("BTC", "Bitcoin", coin_id)])
 
     assert resolved == []
     assert codes(failed) == ["invalid_key"]
@@ -139,7 +147,7 @@ def test_an_invalid_coin_id_is_rejected(coins, coin_id):
 def test_csv_coin_id_never_creates_a_duplicate_of_a_known_coin(coins):
     item = market("BTC", "Bitcoin", "btc")
 
-    resolved, failed = IdentityResolver(source="csv").resolve([item])
+    resolved, failed = resolve(IdentityResolver(source="csv"), [item])
 
     assert Asset.objects.filter(name="Bitcoin").count() == 1
     assert not Asset.objects.filter(slug="btc").exists()
@@ -161,7 +169,7 @@ def test_csv_coin_id_never_creates_a_duplicate_of_a_known_coin(coins):
 def test_symbol_and_name_pick_the_right_one_among_same_symbol_assets(coins, name, slug):
     item = market("SOL", name)
 
-    resolved, failed = IdentityResolver(source="csv").resolve([item])
+    resolved, failed = resolve(IdentityResolver(source="csv"), [item])
 
     assert (resolved, failed) == ([(coins[slug].pk, item)], [])
     identity = SourceAsset.objects.get(source="csv", key=item.source_key)
@@ -170,14 +178,14 @@ def test_symbol_and_name_pick_the_right_one_among_same_symbol_assets(coins, name
 
 
 def test_a_symbol_alone_never_decides(coins):
-    resolved, failed = IdentityResolver(source="csv").resolve([market("BTC", "")])
+    resolved, failed = resolve(IdentityResolver(source="csv"), [market("BTC", "")])
 
     assert resolved == []
     assert codes(failed) == ["ambiguous_identity"]
 
 
 def test_two_close_candidates_are_ambiguous(coins):
-    resolved, failed = IdentityResolver(source="csv").resolve([market("USDT", "Tether US")])
+    resolved, failed = resolve(IdentityResolver(source="csv"), [market("USDT", "Tether US")])
 
     assert resolved == []
     assert codes(failed) == ["ambiguous_identity"]
@@ -185,7 +193,7 @@ def test_two_close_candidates_are_ambiguous(coins):
 
 
 def test_a_weak_name_match_is_unresolved(coins):
-    resolved, failed = IdentityResolver(source="csv").resolve([market("USDC", "USDC")])
+    resolved, failed = resolve(IdentityResolver(source="csv"), [market("USDC", "USDC")])
 
     assert resolved == []
     assert codes(failed) == ["unresolved_identity"]
@@ -194,13 +202,13 @@ def test_a_weak_name_match_is_unresolved(coins):
 def test_the_minimum_score_is_configurable(coins):
     item = market("USDC", "USDC")
 
-    resolved, _ = IdentityResolver(source="csv", min_score=40).resolve([item])
+    resolved, _ = resolve(IdentityResolver(source="csv", min_score=40), [item])
 
     assert resolved == [(coins["usd-coin"].pk, item)]
 
 
 def test_an_unknown_symbol_is_quarantined_not_created(coins):
-    resolved, failed = IdentityResolver(source="csv").resolve([market("NEWCOIN", "New Coin")])
+    resolved, failed = resolve(IdentityResolver(source="csv"), [market("NEWCOIN", "New Coin")])
 
     assert resolved == []
     assert codes(failed) == ["unknown_asset"]
@@ -216,7 +224,7 @@ def test_a_batch_splits_into_resolved_and_failed_in_order(coins):
         market("USDT", ""),
     ]
 
-    resolved, failed = IdentityResolver(source="csv").resolve(items)
+    resolved, failed = resolve(IdentityResolver(source="csv"), items)
 
     assert resolved == [
         (coins["bitcoin"].pk, items[0]),
@@ -243,38 +251,38 @@ def resolvable_batch() -> list[MarketItem]:
 
 def test_a_repeated_batch_costs_no_query_on_the_same_resolver(coins, django_assert_num_queries):
     resolver = IdentityResolver(source="csv")
-    first, _ = resolver.resolve(resolvable_batch())
+    first, _ = resolve(resolver, resolvable_batch())
 
     with django_assert_num_queries(0):
-        again, failed = resolver.resolve(resolvable_batch())
+        again, failed = resolve(resolver, resolvable_batch())
 
     assert failed == []
     assert again == first
 
 
 def test_a_new_resolver_finds_known_keys_in_one_query(coins, django_assert_num_queries):
-    first, _ = IdentityResolver(source="csv").resolve(resolvable_batch())
+    first, _ = resolve(IdentityResolver(source="csv"), resolvable_batch())
 
     with django_assert_num_queries(1):
-        again, failed = IdentityResolver(source="csv").resolve(resolvable_batch())
+        again, failed = resolve(IdentityResolver(source="csv"), resolvable_batch())
 
     assert failed == []
     assert again == first
 
 
 def test_a_remembered_identity_wins_over_a_new_match(coins):
-    IdentityResolver(source="csv").resolve([market("SOL", "Solana")])
+    resolve(IdentityResolver(source="csv"), [market("SOL", "Solana")])
     SourceAsset.objects.filter(source="csv").update(asset=coins["wrapped-solana"])  # an operator
 
-    resolved, _ = IdentityResolver(source="csv").resolve([market("SOL", "Solana")])
+    resolved, _ = resolve(IdentityResolver(source="csv"), [market("SOL", "Solana")])
 
     assert [asset_id for asset_id, _ in resolved] == [coins["wrapped-solana"].pk]
 
 
 def test_identities_are_per_source(coins):
-    IdentityResolver(source="csv").resolve([market("BTC", "Bitcoin")])
+    resolve(IdentityResolver(source="csv"), [market("BTC", "Bitcoin")])
 
-    resolved, failed = IdentityResolver(source="other").resolve([market("BTC", "Bitcoin")])
+    resolved, failed = resolve(IdentityResolver(source="other"), [market("BTC", "Bitcoin")])
 
     assert failed == []
     assert [asset_id for asset_id, _ in resolved] == [coins["bitcoin"].pk]

@@ -15,8 +15,8 @@ from werkzeug import Response
 from crypto.models import Article, ArticleAsset, Asset, LatestQuote, Quote, SourceAsset
 from etl.faults import FaultPlan
 from etl.models import Checkpoint, QuarantinedRecord, RawRecord, SourceLease
-from etl.services.claim import SourceClaim
-from etl.services.ingest import ingest_run
+from etl.pipeline.run import ingest_run
+from etl.services.leases import SourceClaim
 from runs.models import Run
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from etl.services.mentions import MentionMatcher
+from etl.pipeline.mentions import MentionMatcher
 
 BTC, BCH, ETH, SOL, WSOL, ONE, GAS, SUN, LINK, XRP, SONIC, PI, USDC, BUSDC = range(1, 15)
 

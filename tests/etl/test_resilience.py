@@ -18,7 +18,7 @@ from etl.exceptions import TransientUpstreamError, UpstreamError
 from etl.faults import FaultPlan
 from etl.http import HttpClient, parse_retry_after
 from etl.models import Checkpoint, QuarantinedRecord
-from etl.services.ingest import ingest_run
+from etl.pipeline.run import ingest_run
 from runs.models import Run
 from tests.support import PYTHON, ROOT, celery_eager, process_env
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from etl.services.ingest import ingest_run
+from etl.pipeline.run import ingest_run
 from kasparro.core.apikeys.services import apikey_create
 from runs.anomaly import run_anomalies, run_score_store, run_scores
 from runs.comparison import asset_changes, asset_findings

@@ -10,9 +10,10 @@ from tqdm import tqdm
 
 from etl.faults import FaultPlan
 from etl.models import Checkpoint, SourceLease
-from etl.services.ingest import ingest_run
+from etl.pipeline.run import ingest_run
 from etl.services.schedules import schedules_ensure
 from etl.sources import REGISTRY, get_source_class
+from etl.tuning import tune_for_throughput
 from kasparro.core.catalogue import source_names
 from runs.models import Run
 from runs.services import run_enqueue
@@ -67,6 +68,7 @@ class Command(BaseCommand):
             plan = FaultPlan.parse(options["faults"]) if options["faults"] is not None else None
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from None
+        tune_for_throughput()
         show = not options["no_progress"] and options.get("verbosity", 1) > 0
         failed = []
         for name in names:

@@ -79,20 +79,6 @@ class IdentityResolver:
                     )
         return {key: cache[key] for key in first if key in cache}, errors
 
-    def resolve(
-        self, items: list[MarketItem]
-    ) -> tuple[list[tuple[int, MarketItem]], list[tuple[MarketItem, ItemError]]]:
-        """Split items into (asset_id, item) pairs and (item, error) pairs."""
-        asset_ids, errors = self.resolve_keys(items)
-        resolved, failed = [], []
-        for item in items:
-            asset_id = asset_ids.get(item.source_key)
-            if asset_id is not None:
-                resolved.append((asset_id, item))
-            else:
-                failed.append((item, errors[item.source_key]))
-        return resolved, failed
-
     def _load_known(self, keys: set[str]) -> None:
         for chunk in _chunks(sorted(keys)):
             self.cache.update(

@@ -30,7 +30,6 @@ from etl.parsing import parse_decimal
 from etl.sources.base import Field
 
 INFO, WARNING, BREAKING = "info", "warning", "breaking"
-SEVERITY_ORDER = {INFO: 0, WARNING: 1, BREAKING: 2}
 RENAME_MIN_SCORE = 80
 
 _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
@@ -55,7 +54,7 @@ COERCIBLE = {
 
 
 @dataclasses.dataclass(frozen=True)
-class Finding:
+class DriftFinding:
     kind: str
     fields: tuple[str, ...]
     severity: str
@@ -118,7 +117,7 @@ def detect_drift(
     text_values: bool = False,
     sparse: bool = False,
     accepted: frozenset[str] | set[str] = frozenset(),
-) -> list[Finding]:
+) -> list[DriftFinding]:
     """Compare observed items (dicts of field -> value, names already mapped) with a schema."""
     schema = list(schema)
     if not items:
@@ -145,7 +144,7 @@ def detect_drift(
                 unknown[name].add(index)
                 unknown_types[name][kind].add(index)
 
-    findings: list[Finding] = []
+    findings: list[DriftFinding] = []
     dict_items = {i for i, item in enumerate(items) if isinstance(item, dict)}
 
     def systematic(indexes: set[int]) -> bool:
@@ -184,7 +183,7 @@ def detect_drift(
                 score -= 20  # two plausible sources for one field: not a clear rename
             used_unknown.add(name)
             findings.append(
-                Finding(
+                DriftFinding(
                     kind="renamed",
                     fields=(field.name, name),
                     severity=WARNING,
@@ -197,7 +196,7 @@ def detect_drift(
             )
         elif field.fallback and absent <= present.get(field.fallback, set()):
             findings.append(
-                Finding(
+                DriftFinding(
                     kind="missing",
                     fields=(field.name,),
                     severity=WARNING,
@@ -210,7 +209,7 @@ def detect_drift(
             )
         elif essential or not sparse:
             findings.append(
-                Finding(
+                DriftFinding(
                     kind="missing",
                     fields=(field.name,),
                     severity=BREAKING if essential else WARNING,
@@ -224,7 +223,7 @@ def detect_drift(
     for name, indexes in unknown.items():
         if name not in used_unknown:
             findings.append(
-                Finding(
+                DriftFinding(
                     kind="added",
                     fields=(name,),
                     severity=INFO,
@@ -244,7 +243,7 @@ def detect_drift(
             if kind == "null":
                 if field.required:
                     findings.append(
-                        Finding(
+                        DriftFinding(
                             kind="nullability",
                             fields=(field_name,),
                             severity=WARNING,
@@ -259,7 +258,7 @@ def detect_drift(
                 continue
             coercible = kind in COERCIBLE[field.type]
             findings.append(
-                Finding(
+                DriftFinding(
                     kind="type_changed",
                     fields=(field_name, kind),
                     severity=WARNING if coercible or not field.required else BREAKING,

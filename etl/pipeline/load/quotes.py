@@ -1,4 +1,5 @@
-"""Idempotent bulk upserts of a page's good items, with honest inserted/updated/unchanged counts.
+"""The quote loader: resolves each market item to its canonical asset, then upserts quotes
+idempotently with honest inserted/updated/unchanged counts.
 
 Quotes on PostgreSQL take the fast path: one COPY into a temporary staging table, then one
 `INSERT … ON CONFLICT DO UPDATE … WHERE IS DISTINCT FROM` that only touches rows whose values
@@ -8,27 +9,53 @@ same semantics are reached through the ORM. Both run inside the caller's page tr
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from decimal import Decimal
+from typing import ClassVar
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from crypto.models import Article, ArticleAsset, LatestQuote, Quote
-from etl.services.mentions import MentionMatcher
-from etl.sources.base import ArticleItem, MarketItem
+from crypto.models import LatestQuote, Quote
+from etl.pipeline.identity import IdentityResolver
+from etl.pipeline.load.base import Bad, Good, LoadResult, RunSeen
+from etl.sources.base import MarketItem
+from kasparro.core.catalogue import MARKET
 
 # Batches at least this big try a plain INSERT before falling back to the upsert.
 OPTIMISTIC_BATCH = 1000
 QUOTE_VALUES = ("price_usd", "market_cap", "volume_24h", "price_change_24h", "market_cap_rank")
 
 
-@dataclasses.dataclass
-class LoadResult:
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
+class QuoteLoader:
+    kind: ClassVar[str] = MARKET
+
+    def __init__(self, *, source: str, seen: RunSeen | None = None) -> None:
+        self.source, self.seen = source, seen
+        self.reset()
+
+    def reset(self) -> None:
+        self.resolver = IdentityResolver(source=self.source)
+
+    @staticmethod
+    def pre_load(good: Good) -> list[str]:
+        return [copy_line_tail(item) for _, item in good]
+
+    def load(self, good: Good, extras: list, bad: Bad) -> LoadResult:
+        tails = extras or self.pre_load(good)
+        asset_ids, errors = self.resolver.resolve_keys([item for _, item in good])
+        rows = []
+        for (raw_item, item), tail in zip(good, tails, strict=True):
+            asset_id = asset_ids.get(item.source_key)
+            if asset_id is None:
+                error = errors[item.source_key]
+                bad.append((raw_item, error.code, error.reason))
+            else:
+                rows.append((asset_id, item, tail))
+        result = quotes_upsert(source=self.source, rows=rows)
+        if self.seen is not None:
+            self.seen.add_quotes(rows)
+        return result
 
 
 def copy_line_tail(item: MarketItem) -> str:
@@ -209,50 +236,3 @@ def _latest_upsert_generic(source: str, newest: dict[int, Quote]) -> None:
         _assign(latest, quote)
     LatestQuote.objects.bulk_create(create, batch_size=500)
     LatestQuote.objects.bulk_update(update, ["observed_at", *QUOTE_VALUES], batch_size=500)
-
-
-# --- Articles -----------------------------------------------------------------------------------
-
-ARTICLE_FIELDS = ("title", "url", "summary", "author", "published_at", "content_hash")
-
-
-def articles_upsert(*, items: list[ArticleItem], matcher: MentionMatcher) -> LoadResult:
-    if not items:
-        return LoadResult()
-    unique: dict[tuple[str, str], ArticleItem] = {}
-    for item in items:
-        unique[(item.feed, item.guid)] = item
-    feeds = sorted({feed for feed, _ in unique})
-    guids = sorted({guid for _, guid in unique})
-    existing = {(a.feed, a.guid): a for a in Article.objects.filter(feed__in=feeds, guid__in=guids)}
-    now = timezone.now()
-    new, changed = [], []
-    for key, item in unique.items():
-        article = existing.get(key)
-        if article is None:
-            article = Article(feed=item.feed, guid=item.guid, fetched_at=now)
-            new.append(article)
-        elif article.content_hash == item.content_hash:
-            continue
-        else:
-            changed.append(article)
-        for field in ARTICLE_FIELDS:
-            setattr(article, field, getattr(item, field))
-        # A feed that dates nothing: the article counts as published when we first saw it.
-        article.published_at = item.published_at or article.published_at or now
-        article.updated_at = now
-    Article.objects.bulk_create(new, batch_size=500)
-    Article.objects.bulk_update(changed, [*ARTICLE_FIELDS, "updated_at"], batch_size=500)
-
-    touched = new + changed
-    if touched:
-        ArticleAsset.objects.filter(article__in=[a.pk for a in changed]).delete()
-        ArticleAsset.objects.bulk_create(
-            [
-                ArticleAsset(article_id=article.pk, asset_id=asset_id, matched_by=matched_by)
-                for article in touched
-                for asset_id, matched_by in matcher.match(f"{article.title}\n{article.summary}")
-            ],
-            ignore_conflicts=True,
-        )
-    return LoadResult(len(new), len(changed), len(items) - len(new) - len(changed))
