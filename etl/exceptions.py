@@ -40,6 +40,22 @@ class InjectedFault(EtlError):
     """Raised by fault injection (ETL_FAULTS) to exercise failure paths."""
 
 
+def is_retryable(error: BaseException) -> bool:
+    """Whether a run that failed with `error` is worth another try soon: transient upstream
+    faults (timeouts, 429, 5xx) and a lost database. Stored on the run (`Run.retryable`), where
+    the task reads it."""
+    from django.db import InterfaceError, OperationalError
+
+    transient: tuple[type[BaseException], ...] = (TransientError, OperationalError, InterfaceError)
+    try:
+        import psycopg
+    except ImportError:  # zero-config installs may lack the PostgreSQL driver
+        pass
+    else:
+        transient += (psycopg.OperationalError,)  # raised outside Django's wrapper (raw COPY)
+    return isinstance(error, transient)
+
+
 class ItemError(ValueError):
     """One item cannot be used; it goes to quarantine with this code and reason."""
 

@@ -30,15 +30,6 @@ logger = logging.getLogger(__name__)
 worker_init.connect(tune_for_throughput, weak=False)
 worker_process_init.connect(tune_for_throughput, weak=False)
 
-# Failures worth another try soon: upstream timeouts, 429/5xx, a lost database or lease.
-TRANSIENT_ERRORS = (
-    "etl.exceptions.TransientUpstreamError",
-    "etl.exceptions.TransientError",
-    "django.db.utils.OperationalError",
-    "django.db.utils.InterfaceError",
-    "psycopg.OperationalError",
-)
-
 
 def retry_countdown(retries: int) -> float:
     """Equal jitter over an exponential ceiling, capped below the broker's visibility timeout."""
@@ -64,7 +55,7 @@ def ingest(self, source: str, trigger: str = "beat", parent_run_id: str | None =
     result = {"run_id": str(run.id), "source": run.source, "status": run.status}
     if (
         run.status == Run.Status.FAILED
-        and run.error_class in TRANSIENT_ERRORS
+        and run.retryable  # classified by etl.exceptions.is_retryable
         and self.request.retries < settings.ETL_TASK_MAX_RETRIES
     ):
         countdown = retry_countdown(self.request.retries)

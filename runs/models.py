@@ -60,6 +60,9 @@ class Run(models.Model):
     findings = models.JSONField(default=list, blank=True, editable=False)
 
     error_class = models.CharField(max_length=200, blank=True)
+    retryable = models.BooleanField(
+        default=False, help_text="Failed in a way worth another try soon (transient)."
+    )
     error_message = models.TextField(blank=True)
     checkpoint_before = models.JSONField(null=True, blank=True)
     checkpoint_after = models.JSONField(null=True, blank=True)

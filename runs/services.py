@@ -68,17 +68,25 @@ def run_page_committed(*, run_id: uuid.UUID, cursor: dict | None, **counts: int)
 
 
 def run_finish(
-    *, run_id: uuid.UUID, status: str, error: BaseException | None = None, message: str = ""
+    *,
+    run_id: uuid.UUID,
+    status: str,
+    error: BaseException | None = None,
+    message: str = "",
+    retryable: bool = False,
 ) -> Run:
+    """Record the end of a run. `retryable`: the caller's classification of `error` (runs
+    does not know the ETL's error types); the ingest task retries only such runs."""
     run = Run.objects.get(pk=run_id)
     run.status = status
     run.finished_at = timezone.now()
+    run.retryable = retryable
     if error is not None:
         run.error_class = f"{type(error).__module__}.{type(error).__qualname__}"[:200]
         run.error_message = (message or str(error) or type(error).__name__)[:10_000]
     elif message:
         run.error_message = message[:10_000]
-    run.save(update_fields=["status", "finished_at", "error_class", "error_message"])
+    run.save(update_fields=["status", "finished_at", "retryable", "error_class", "error_message"])
     return run
 
 

@@ -15,16 +15,9 @@ the database was lost on the way, again on a new connection (`database_retrying`
 from __future__ import annotations
 
 import dataclasses
-import logging
-import random
-import time
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 from django.db import (
-    InterfaceError,
-    OperationalError,
     close_old_connections,
     connection,
     transaction,
@@ -36,13 +29,12 @@ from etl.pipeline.load import Loader, LoadResult
 from etl.pipeline.load.base import Bad
 from etl.pipeline.transform import PreparedPage
 from etl.services.checkpoints import checkpoint_advance
+from etl.services.database import database_retrying
 from etl.services.drift import drift_record
 from etl.services.leases import SourceClaim
 from etl.services.quarantine import quarantine_add
 from etl.services.raw_records import raw_record_store
 from runs.services import run_page_committed
-
-logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -126,31 +118,3 @@ class PageWriter:
                 return process_page(self.ctx, prepared)
 
         return database_retrying(write, on_retry=self.ctx.loader.reset)
-
-
-DATABASE_ATTEMPTS = 6  # waits of about 0.5, 1, 2, 4 and 8 s: a restart of a few seconds
-
-
-def database_retrying(
-    write: Callable[[], Any], *, on_retry: Callable[[], None] | None = None
-) -> Any:
-    """Run `write` (a transaction of its own), again on a new connection when the database
-    was lost (a restart, a failover), with exponential backoff and equal jitter (a wait drawn
-    between half and all of the step). Inside a caller's transaction nothing can be retried:
-    the error is raised as it is."""
-    for attempt in range(DATABASE_ATTEMPTS):
-        try:
-            return write()
-        except (OperationalError, InterfaceError):
-            if attempt == DATABASE_ATTEMPTS - 1 or connection.in_atomic_block:
-                raise
-            pause = min(8.0, 0.5 * 2**attempt)
-            pause = random.uniform(pause / 2, pause)  # noqa: S311 - jitter, not security
-            logger.warning(
-                "database unavailable; retrying", extra={"attempt": attempt + 1, "pause": pause}
-            )
-            connection.close()
-            time.sleep(pause)
-            if on_retry is not None:
-                on_retry()
-    raise AssertionError("unreachable")

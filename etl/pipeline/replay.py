@@ -13,7 +13,6 @@ Both hold the source's claim: an ingestion of the same source would upsert the s
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -50,23 +49,27 @@ def runs_replay(*, source_name: str, run_ids: list, parent_id=None) -> Run:
             source=name, run_id__in=run_ids, raw_record__isnull=False
         ).values_list("raw_record_id", flat=True)
     )
-    claim = SourceClaim(source=name, holder=uuid.uuid4())
-    if not claim.acquire():
+    try:
+        with source_claimed(source=name) as claim:
+            return _replay_pages(source, claim, run_ids, raw_ids, parent_id)
+    except SourceBusy:
         run_skip(
             source=name,
             trigger=Run.Trigger.REPLAY,
             parent_id=parent_id,
             reason=f"{name} is being ingested right now; replay again in a moment",
         )
-        raise ApplicationError(f"{name} is being ingested right now; try the replay again later.")
+        raise ApplicationError(
+            f"{name} is being ingested right now; try the replay again later."
+        ) from None
+
+
+def _replay_pages(source, claim: SourceClaim, run_ids: list, raw_ids: set, parent_id) -> Run:
+    name = source.name
     # Started only once the claim is held: the reaper takes a running run without it as dead.
-    try:
-        run = run_start(
-            run_id=claim.holder, source=name, trigger=Run.Trigger.REPLAY, parent_id=parent_id
-        )
-    except BaseException:
-        claim.release()
-        raise
+    run = run_start(
+        run_id=claim.holder, source=name, trigger=Run.Trigger.REPLAY, parent_id=parent_id
+    )
     still_bad: set[str] = set()
     try:
         drift = drift_context_load(source=name)
@@ -94,8 +97,6 @@ def runs_replay(*, source_name: str, run_ids: list, parent_id=None) -> Run:
     except Exception as exc:
         logger.exception("replay failed", extra={"run_id": str(run.id), "source": name})
         return run_finish(run_id=run.id, status=Run.Status.FAILED, error=exc)
-    finally:
-        claim.release()
 
 
 def drift_replay(*, event_id: int) -> Run:

@@ -19,15 +19,16 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from etl.exceptions import SourcePaused
+from etl.exceptions import SourcePaused, is_retryable
 from etl.faults import FaultPlan
 from etl.pipeline.extract import extract, read_ahead
 from etl.pipeline.load import RunSeen, loader_class
-from etl.pipeline.page import PageContext, PageWriter, database_retrying
+from etl.pipeline.page import PageContext, PageWriter
 from etl.pipeline.transform import transform
 from etl.services.checkpoints import checkpoint_get
+from etl.services.database import database_retrying
 from etl.services.drift import DriftContext, drift_context_load, source_pause, source_policy_get
-from etl.services.leases import SourceClaim
+from etl.services.leases import SourceBusy, SourceClaim, source_claimed
 from etl.services.reaper import runs_fail_abandoned
 from etl.services.upstream import upstream_counts_add
 from etl.sources import build_source
@@ -63,11 +64,25 @@ def ingest_run(
     policy = source_policy_get(source=name)
     if policy.paused:
         return skip(reason=f"source paused: {policy.paused_reason or 'by an operator'}")
-    claim = SourceClaim(source=name, holder=run_id, task_id=task_id)
-    if not claim.acquire():
-        holder = claim.busy_holder
-        logger.info("source busy, run skipped", extra={"source": name, "holder": str(holder)})
-        return skip(reason=f"another run of {name} is in progress (run {holder})")
+    try:
+        with source_claimed(source=name, holder=run_id, task_id=task_id) as claim:
+            return _run(source, claim, trigger, parent_run_id, task_id, plan, progress)
+    except SourceBusy as busy:
+        logger.info("source busy, run skipped", extra={"source": name, "holder": str(busy.holder)})
+        return skip(reason=f"another run of {name} is in progress (run {busy.holder})")
+
+
+def _run(
+    source: Source,
+    claim: SourceClaim,
+    trigger: str,
+    parent_run_id: uuid.UUID | str | None,
+    task_id: str,
+    plan: FaultPlan,
+    progress: ProgressCallback | None,
+) -> Run:
+    """The run, holding the source's claim."""
+    name, run_id = source.name, claim.holder
     run = None
     try:
         # Holding the claim proves any other running run of the source dead: this run is
@@ -101,7 +116,13 @@ def ingest_run(
             raise
         try:
             run = database_retrying(
-                functools.partial(run_finish, run_id=run_id, status=Run.Status.FAILED, error=exc)
+                functools.partial(
+                    run_finish,
+                    run_id=run_id,
+                    status=Run.Status.FAILED,
+                    error=exc,
+                    retryable=is_retryable(exc),
+                )
             )
         except Exception:
             logger.exception("could not record the failure", extra={"run_id": str(run_id)})
@@ -117,10 +138,6 @@ def ingest_run(
                 upstream_counts_add(source=name, stats=dict(client.stats))
             except Exception:
                 logger.exception("could not record upstream counters", extra={"source": name})
-        try:
-            database_retrying(claim.release)
-        except Exception:
-            logger.exception("could not release the claim; it will expire", extra={"source": name})
 
 
 def _score(run_id: uuid.UUID) -> None:

@@ -41,6 +41,7 @@ from django.utils import timezone
 
 from etl.exceptions import LeaseLostError
 from etl.models import SourceLease
+from etl.services.database import database_retrying
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -242,14 +243,21 @@ class SourceClaim:
 def source_claimed(
     *, source: str, holder: uuid.UUID | None = None, task_id: str = ""
 ) -> Iterator[SourceClaim]:
-    """Hold the source for the block; raise SourceBusy when a live holder has it."""
+    """Hold the source for the block; raise SourceBusy when a live holder has it. The one way
+    to hold a source (ingestion, replays, checkpoint changes). Releasing survives a lost
+    database connection; if even that fails, the claim simply expires (ETL_LEASE_SECONDS)."""
     claim = SourceClaim(source=source, holder=holder or uuid.uuid4(), task_id=task_id)
     if not claim.acquire():
         raise SourceBusy(source, claim.busy_holder)
     try:
         yield claim
     finally:
-        claim.release()
+        try:
+            database_retrying(claim.release)
+        except Exception:
+            logger.exception(
+                "could not release the claim; it will expire", extra={"source": source}
+            )
 
 
 def source_claim_holder(*, source: str) -> uuid.UUID | None:

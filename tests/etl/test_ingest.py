@@ -159,6 +159,7 @@ def test_failed_run_keeps_the_checkpoint(coingecko, settings):
     assert failed.status == "failed"
     assert "HTTP 503" in failed.error_message
     assert failed.error_class == "etl.exceptions.TransientUpstreamError"
+    assert failed.retryable  # the task retries it
     checkpoint = Checkpoint.objects.get(source="coingecko")
     assert checkpoint.cursor == {"next_page": 2}
     assert failed.checkpoint_after == {"next_page": 2}

@@ -71,6 +71,7 @@ def test_other_4xx_fails_at_once_and_says_what_to_do(coingecko):
     assert run.status == "failed"
     assert "HTTP 401" in run.error_message and "COINGECKO_API_KEY" in run.error_message
     assert run.error_class == "etl.exceptions.UpstreamError"
+    assert not run.retryable  # permanent: no automatic retry
     assert len(coingecko.requests) == 1  # not retried
 
 
