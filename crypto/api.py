@@ -10,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from crypto.models import Article, Asset, LatestQuote
+from crypto.models import Asset
 from crypto.selectors import (
     HISTORY_INTERVALS,
     article_list,
@@ -18,6 +18,16 @@ from crypto.selectors import (
     asset_history,
     asset_list,
     latest_quote_list,
+)
+from crypto.serializers import (
+    ArticleSerializer,
+    AssetDetailSerializer,
+    AssetSerializer,
+    HistorySerializer,
+    IdentitySerializer,
+    LatestSerializer,
+    MarketItemSerializer,
+    PointSerializer,
 )
 from kasparro.core.api import (
     ERRORS,
@@ -29,61 +39,6 @@ from kasparro.core.api import (
 from kasparro.core.catalogue import MARKET, NEWS, canonical_name, source_names
 from kasparro.core.errors import NotFoundError
 from kasparro.core.request_id import get_request_id
-
-# --- Serializers ---------------------------------------------------------------------------------
-
-
-class MarketItemSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    source = serializers.CharField()
-    symbol = serializers.CharField(source="asset.symbol")
-    name = serializers.CharField(source="asset.name")
-    slug = serializers.CharField(source="asset.slug")
-    current_price = serializers.DecimalField(
-        source="price_usd",
-        max_digits=40,
-        decimal_places=18,
-        allow_null=True,
-        coerce_to_string=False,
-    )
-    market_cap = serializers.DecimalField(
-        max_digits=40, decimal_places=18, allow_null=True, coerce_to_string=False
-    )
-    volume_24h = serializers.DecimalField(
-        max_digits=40, decimal_places=18, allow_null=True, coerce_to_string=False
-    )
-    price_change_24h = serializers.DecimalField(
-        max_digits=40,
-        decimal_places=18,
-        allow_null=True,
-        coerce_to_string=False,
-        help_text="24-hour change in percent.",
-    )
-    market_cap_rank = serializers.IntegerField(allow_null=True)
-    last_updated = serializers.DateTimeField(source="observed_at")
-
-
-class MentionSerializer(serializers.Serializer):
-    slug = serializers.CharField(source="asset.slug")
-    symbol = serializers.CharField(source="asset.symbol")
-    matched_by = serializers.CharField()
-
-
-class ArticleSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    source = serializers.SerializerMethodField()
-    feed = serializers.CharField()
-    guid = serializers.CharField()
-    title = serializers.CharField()
-    url = serializers.CharField(allow_blank=True)
-    summary = serializers.CharField(allow_blank=True)
-    author = serializers.CharField(allow_blank=True)
-    published_at = serializers.DateTimeField(allow_null=True)
-    assets = MentionSerializer(source="mentions", many=True)
-
-    def get_source(self, obj: Article) -> str:
-        return "rss"
-
 
 # --- /data ---------------------------------------------------------------------------------------
 
@@ -145,12 +100,6 @@ class DataApi(ApiView):
 # --- /assets -------------------------------------------------------------------------------------
 
 
-class AssetSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Asset
-        fields = ["slug", "symbol", "name"]
-
-
 class AssetListParams(PageParams):
     q = serializers.CharField(required=False, max_length=200, help_text="slug, symbol or name")
     symbol = serializers.CharField(required=False, max_length=50)
@@ -168,36 +117,6 @@ class AssetListApi(ApiView):
         limit, offset = p["limit"], p["offset"]
         data = AssetSerializer(qs[offset : offset + limit], many=True).data
         return self.envelope(request, data, limit=limit, offset=offset, total=qs.count())
-
-
-class IdentitySerializer(serializers.Serializer):
-    source = serializers.CharField()
-    key = serializers.CharField()
-    match_method = serializers.CharField()
-    confidence = serializers.IntegerField()
-
-
-class LatestSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = LatestQuote
-        fields = [
-            "source",
-            "observed_at",
-            "price_usd",
-            "market_cap",
-            "volume_24h",
-            "price_change_24h",
-            "market_cap_rank",
-        ]
-
-
-class AssetDetailSerializer(serializers.Serializer):
-    request_id = serializers.CharField(allow_null=True)
-    slug = serializers.CharField()
-    symbol = serializers.CharField()
-    name = serializers.CharField()
-    identities = IdentitySerializer(many=True)
-    latest = LatestSerializer(many=True)
 
 
 def _asset_or_404(slug: str) -> Asset:
@@ -243,35 +162,6 @@ class HistoryParams(serializers.Serializer):
         if start and end and start >= end:
             raise serializers.ValidationError({"end": "must be after start"})
         return attrs
-
-
-class PointSerializer(serializers.Serializer):
-    source = serializers.CharField()
-    time = serializers.DateTimeField()
-    price_usd = serializers.DecimalField(
-        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False
-    )
-    price_min = serializers.DecimalField(
-        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False, required=False
-    )
-    price_max = serializers.DecimalField(
-        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False, required=False
-    )
-    market_cap = serializers.DecimalField(
-        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False
-    )
-    volume_24h = serializers.DecimalField(
-        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False
-    )
-    samples = serializers.IntegerField()
-
-
-class HistorySerializer(serializers.Serializer):
-    request_id = serializers.CharField(allow_null=True)
-    api_latency_ms = serializers.FloatField()
-    slug = serializers.CharField()
-    interval = serializers.CharField()
-    data = PointSerializer(many=True)
 
 
 class AssetHistoryApi(ApiView):

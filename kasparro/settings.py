@@ -3,6 +3,9 @@
 With nothing set, the project runs zero-config: SQLite, a filesystem Celery broker, local-memory
 cache. `DATABASE_URL` and `REDIS_URL` switch to PostgreSQL and Redis. `.env.example` lists every
 variable; a `.env` file is read only when `DJANGO_READ_DOT_ENV=1`.
+
+About 350 lines, on purpose: every setting of the project in one module, grouped by concern, so
+that one place answers "what can I configure and what is its default".
 """
 
 from __future__ import annotations

@@ -1,0 +1,124 @@
+"""The read API's response shapes (the original service's field names for /data)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from crypto.models import Article, Asset, LatestQuote
+
+
+class MarketItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    source = serializers.CharField()
+    symbol = serializers.CharField(source="asset.symbol")
+    name = serializers.CharField(source="asset.name")
+    slug = serializers.CharField(source="asset.slug")
+    current_price = serializers.DecimalField(
+        source="price_usd",
+        max_digits=40,
+        decimal_places=18,
+        allow_null=True,
+        coerce_to_string=False,
+    )
+    market_cap = serializers.DecimalField(
+        max_digits=40, decimal_places=18, allow_null=True, coerce_to_string=False
+    )
+    volume_24h = serializers.DecimalField(
+        max_digits=40, decimal_places=18, allow_null=True, coerce_to_string=False
+    )
+    price_change_24h = serializers.DecimalField(
+        max_digits=40,
+        decimal_places=18,
+        allow_null=True,
+        coerce_to_string=False,
+        help_text="24-hour change in percent.",
+    )
+    market_cap_rank = serializers.IntegerField(allow_null=True)
+    last_updated = serializers.DateTimeField(source="observed_at")
+
+
+class MentionSerializer(serializers.Serializer):
+    slug = serializers.CharField(source="asset.slug")
+    symbol = serializers.CharField(source="asset.symbol")
+    matched_by = serializers.CharField()
+
+
+class ArticleSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    source = serializers.SerializerMethodField()
+    feed = serializers.CharField()
+    guid = serializers.CharField()
+    title = serializers.CharField()
+    url = serializers.CharField(allow_blank=True)
+    summary = serializers.CharField(allow_blank=True)
+    author = serializers.CharField(allow_blank=True)
+    published_at = serializers.DateTimeField(allow_null=True)
+    assets = MentionSerializer(source="mentions", many=True)
+
+    def get_source(self, obj: Article) -> str:
+        return "rss"
+
+
+class AssetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Asset
+        fields = ["slug", "symbol", "name"]
+
+
+class IdentitySerializer(serializers.Serializer):
+    source = serializers.CharField()
+    key = serializers.CharField()
+    match_method = serializers.CharField()
+    confidence = serializers.IntegerField()
+
+
+class LatestSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LatestQuote
+        fields = [
+            "source",
+            "observed_at",
+            "price_usd",
+            "market_cap",
+            "volume_24h",
+            "price_change_24h",
+            "market_cap_rank",
+        ]
+
+
+class AssetDetailSerializer(serializers.Serializer):
+    request_id = serializers.CharField(allow_null=True)
+    slug = serializers.CharField()
+    symbol = serializers.CharField()
+    name = serializers.CharField()
+    identities = IdentitySerializer(many=True)
+    latest = LatestSerializer(many=True)
+
+
+class PointSerializer(serializers.Serializer):
+    source = serializers.CharField()
+    time = serializers.DateTimeField()
+    price_usd = serializers.DecimalField(
+        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False
+    )
+    price_min = serializers.DecimalField(
+        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False, required=False
+    )
+    price_max = serializers.DecimalField(
+        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False, required=False
+    )
+    market_cap = serializers.DecimalField(
+        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False
+    )
+    volume_24h = serializers.DecimalField(
+        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False
+    )
+    samples = serializers.IntegerField()
+
+
+class HistorySerializer(serializers.Serializer):
+    request_id = serializers.CharField(allow_null=True)
+    api_latency_ms = serializers.FloatField()
+    slug = serializers.CharField()
+    interval = serializers.CharField()
+    data = PointSerializer(many=True)
