@@ -1,5 +1,5 @@
 """Reads of market data and news, shaped for the API. Every query here is served by an index
-(see tests/benchmarks/api_explain.py) and none scans the whole time series."""
+(tests/benchmarks/api_load.py prints their EXPLAIN) and none scans the whole time series."""
 
 from __future__ import annotations
 
