@@ -39,7 +39,7 @@ def test_home_page_links_admin_docs_and_health(client):
         (secrets.token_urlsafe(50), ""),
     ],
 )
-def test_secret_key_rule(key, problem):
+def test_secret_key_rule_names_what_is_wrong_with_a_key(key, problem):
     found = secret_key_problem(key)
     assert (problem in found) if problem else found == ""
 

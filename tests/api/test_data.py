@@ -159,7 +159,7 @@ def test_throttled_client_gets_429_with_retry_after(client, settings):
     assert response.json()["error"]["code"] == "throttled"
 
 
-def test_assets_search(client, loaded):
+def test_assets_are_found_by_name_and_by_symbol_lookalikes_included(client, loaded):
     body = client.get("/assets", {"q": "sol"}).json()
     slugs = {a["slug"] for a in body["data"]}
     assert {"solana", "wrapped-solana"} <= slugs
@@ -245,7 +245,7 @@ def test_history_rejects_bad_parameters(client, loaded, params, field):
     assert field in response.json()["error"]["details"]
 
 
-def test_news_filters(client, loaded):
+def test_news_is_newest_first_and_filters_by_asset_time_and_text(client, loaded):
     everything = client.get("/news", {"limit": 100}).json()
     assert everything["pagination"]["total_items"] == 113
     times = [a["published_at"] for a in everything["data"]]

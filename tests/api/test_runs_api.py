@@ -91,7 +91,7 @@ def test_runs_list_filters_and_pages(client, auth):
         assert next(iter(bad)) in response.json()["error"]["details"]
 
 
-def test_run_detail(client, auth):
+def test_run_detail_shows_checkpoints_and_is_404_for_unknown_or_malformed_ids(client, auth):
     run = make_run(checkpoint_before={"next_page": 2}, checkpoint_after={"next_page": 1})
     body = client.get(f"/runs/{run.id}", **auth).json()
     assert body["checkpoint_before"] == {"next_page": 2}

@@ -198,7 +198,7 @@ def test_blank_lines_are_skipped_and_not_counted(drop):
     assert rows_of(fetch(drop)) == [(1, ["BTC", "Bitcoin", "1"]), (2, ["ETH", "Ether", "2"])]
 
 
-def test_crlf_line_endings(drop):
+def test_crlf_line_endings_and_blank_lines_give_the_same_rows(drop):
     write(drop, "a.csv", "symbol,name,price\r\nBTC,Bitcoin,1\r\n\r\nETH,Ether,2\r\n")
 
     assert rows_of(fetch(drop)) == [(1, ["BTC", "Bitcoin", "1"]), (2, ["ETH", "Ether", "2"])]

@@ -75,7 +75,7 @@ def test_bitcoin_cash_and_bitcoin_are_both_found_when_both_are_named(matcher):
         ("LINK surges", [(LINK, "ticker")]),
     ],
 )
-def test_tickers_match(matcher, text, expected):
+def test_upper_case_tickers_match_beside_punctuation(matcher, text, expected):
     assert matcher.match(text) == expected
 
 
@@ -93,7 +93,7 @@ def test_tickers_are_upper_case_whole_words(matcher, text):
         ("$XRP and $ETH", [(ETH, "cashtag"), (XRP, "cashtag")]),
     ],
 )
-def test_cashtags_match(matcher, text, expected):
+def test_cashtags_match_known_tickers_in_any_case(matcher, text, expected):
     assert matcher.match(text) == expected
 
 

@@ -57,7 +57,7 @@ def rss(*items: str) -> bytes:
         ("https://example.com:8443/a", "https://example.com:8443/a"),
     ],
 )
-def test_normalize_link(url, expected):
+def test_normalize_link_lowercases_the_host_and_drops_tracking_and_fragments(url, expected):
     assert normalize_link(url) == expected
 
 
@@ -154,7 +154,7 @@ ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
 """
 
 
-def test_atom_feed_parses(source):
+def test_atom_entries_give_guid_link_author_summary_and_date(source):
     solana, miners = articles(source, ATOM)
 
     assert solana.guid == "urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a"
