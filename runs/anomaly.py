@@ -14,7 +14,7 @@ import math
 import statistics
 from collections.abc import Callable
 
-from runs.comparison import Finding
+from runs.findings import Finding
 from runs.models import Run
 
 WINDOW = 20
