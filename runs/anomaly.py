@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from runs.findings import Finding
 from runs.models import Run
+from runs.selectors import usable
 
 WINDOW = 20
 MIN_HISTORY = 5
@@ -96,11 +97,7 @@ def run_anomalies(run: Run, history: list[Run]) -> list[Finding]:
 def history_of(run: Run, window: int = WINDOW) -> list[Run]:
     """The source's finished runs before this one, newest first (one query)."""
     return list(
-        Run.objects.filter(
-            source=run.source,
-            status__in=[Run.Status.SUCCESS, Run.Status.PARTIAL],
-            started_at__lt=run.started_at,
-        )
+        Run.objects.filter(usable(), source=run.source, started_at__lt=run.started_at)
         .exclude(trigger=Run.Trigger.REPLAY)
         .order_by("-started_at")[:window]
     )

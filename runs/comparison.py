@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from runs.findings import Finding
 from runs.models import Run
+from runs.selectors import USABLE_STATUSES
 
 # The rules of the original service.
 COUNT_CHANGE = 0.5  # record count changed by more than 50%
@@ -59,8 +60,7 @@ def runs_compare(*, baseline: Run, candidate: Run) -> list[Finding]:
                 )
             )
 
-    ok = (Run.Status.SUCCESS, Run.Status.PARTIAL)
-    if baseline.status in ok and candidate.status == Run.Status.FAILED:
+    if baseline.status in USABLE_STATUSES and candidate.status == Run.Status.FAILED:
         findings.append(
             Finding(
                 "success_to_failure",
