@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from django import forms
@@ -33,7 +32,12 @@ from etl.services.drift import drift_accept, drift_reject
 from etl.services.quarantine import quarantine_discard
 from etl.sources import get_source_class
 from etl.tasks import replay_drift
-from kasparro.core.admin_utils import ViewOnlyWithActionsMixin, compact_json, pretty_json
+from kasparro.core.admin_utils import (
+    NotAddedHereMixin,
+    ReadOnlyAdminMixin,
+    compact_json,
+    pretty_json,
+)
 from kasparro.core.errors import ApplicationError
 
 
@@ -83,7 +87,7 @@ class CheckpointForm(forms.ModelForm):
 
 
 @admin.register(Checkpoint)
-class CheckpointAdmin(admin.ModelAdmin):
+class CheckpointAdmin(NotAddedHereMixin, admin.ModelAdmin):
     list_display = ["source", "cursor_short", "updated_at", "run_column"]
     list_select_related = ["run"]
     ordering = ["source"]
@@ -92,9 +96,6 @@ class CheckpointAdmin(admin.ModelAdmin):
     fields = ["source", "cursor_pretty", "cursor", "confirm", "updated_at", "run_column"]
     readonly_fields = ["source", "cursor_pretty", "updated_at", "run_column"]
     actions = ["reset"]
-
-    def has_add_permission(self, request):
-        return False
 
     def has_delete_permission(self, request, obj=None):
         return False  # a reset is how a checkpoint goes away, with its audit entry
@@ -197,7 +198,8 @@ class RunFilter(admin.SimpleListFilter):
 
 
 @admin.register(QuarantinedRecord)
-class QuarantinedRecordAdmin(ViewOnlyWithActionsMixin, admin.ModelAdmin):
+class QuarantinedRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    with_actions = True
     list_display = [
         "created_at",
         "source",
@@ -225,7 +227,7 @@ class QuarantinedRecordAdmin(ViewOnlyWithActionsMixin, admin.ModelAdmin):
         "raw_record",
         "item_hash",
     ]
-    readonly_fields = fields
+    readonly_fields = ["item_pretty", "run_column"]
     actions = ["replay", "discard"]
 
     @admin.display(description="reason")
@@ -266,45 +268,25 @@ class QuarantinedRecordAdmin(ViewOnlyWithActionsMixin, admin.ModelAdmin):
 
 
 @admin.register(RawRecord)
-class RawRecordAdmin(admin.ModelAdmin):
+class RawRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    deletable = True
     list_display = ["fetched_at", "source", "page_ref", "item_count", "content_hash"]
     list_filter = ["source"]
-    readonly_fields = [
-        "source",
-        "content_hash",
-        "payload",
-        "item_count",
-        "page_ref",
-        "run",
-        "fetched_at",
-    ]
     show_full_result_count = False
     ordering = ["-fetched_at"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(SourceLease)
-class SourceLeaseAdmin(admin.ModelAdmin):
+class SourceLeaseAdmin(NotAddedHereMixin, admin.ModelAdmin):
     list_display = ["source", "holder", "renewed_at", "expires_at"]
     readonly_fields = ["source", "holder", "renewed_at", "expires_at"]
 
-    def has_add_permission(self, request):
-        return False
-
 
 @admin.register(SourcePolicy)
-class SourcePolicyAdmin(admin.ModelAdmin):
+class SourcePolicyAdmin(NotAddedHereMixin, admin.ModelAdmin):
     list_display = ["source", "drift_policy", "paused", "paused_reason", "updated_at"]
     list_editable = ["drift_policy", "paused"]
     readonly_fields = ["paused_reason", "paused_at", "updated_at"]
-
-    def has_add_permission(self, request):
-        return False
 
     def save_model(self, request, obj, form, change):
         if not obj.paused:  # an operator lifted the pause: no stale reason stays behind
@@ -320,7 +302,7 @@ class MappingInline(admin.TabularInline):
 
 
 @admin.register(DriftEvent)
-class DriftEventAdmin(admin.ModelAdmin):
+class DriftEventAdmin(NotAddedHereMixin, admin.ModelAdmin):
     list_display = [
         "last_seen",
         "source",
@@ -359,16 +341,13 @@ class DriftEventAdmin(admin.ModelAdmin):
     list_select_related = ["replay_run"]
     actions = ["accept", "accept_and_replay", "reject"]
 
-    def has_add_permission(self, request):
-        return False
-
     @admin.display(description="suggested mapping")
     def suggestion(self, obj: DriftEvent) -> str:
         return f"{obj.suggested_from} → {obj.suggested_to}" if obj.suggested_from else "-"
 
     @admin.display(description="sample item")
-    def sample_pretty(self, obj: DriftEvent) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.sample, indent=2, default=str))
+    def sample_pretty(self, obj: DriftEvent) -> SafeString:
+        return pretty_json(obj.sample, sort_keys=False)
 
     @admin.display(description="affected runs")
     def affected_runs(self, obj: DriftEvent) -> SafeString | str:

@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import capfirst
 
-from kasparro.core.admin_utils import ViewOnlyWithActionsMixin, pretty_json
+from kasparro.core.admin_utils import ReadOnlyAdminMixin, pretty_json
 from kasparro.core.errors import ApplicationError
 from runs.models import Run
 from runs.services import run_retry, source_run_now
@@ -22,7 +22,8 @@ def run_link(run: Run) -> SafeString:
 
 
 @admin.register(Run)
-class RunAdmin(ViewOnlyWithActionsMixin, admin.ModelAdmin):
+class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    with_actions = True
     list_display = [
         "started_at",
         "source",
