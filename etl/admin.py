@@ -15,7 +15,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import capfirst
 
 from etl.models import (
     Checkpoint,
@@ -39,12 +40,8 @@ from kasparro.core.admin_utils import (
     pretty_json,
 )
 from kasparro.core.errors import ApplicationError
-
-
-def run_link(run) -> SafeString | str:
-    if run is None:
-        return "-"
-    return format_html('<a href="{}">{}</a>', reverse("admin:runs_run_change", args=[run.pk]), run)
+from runs.admin import run_link, run_page_section
+from runs.models import Run
 
 
 def cursor_summary(source: str, cursor: dict, limit: int = 100) -> str:
@@ -267,6 +264,36 @@ class QuarantinedRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         self.message_user(request, f"Discarded {count} open item(s).")
 
 
+QUARANTINE_SHOWN = 50
+
+
+@run_page_section("Quarantine")
+@admin.display(description="quarantined items")
+def quarantined_items(run: Run) -> SafeString | str:
+    changelist = reverse("admin:etl_quarantinedrecord_changelist")
+    records = list(run.quarantined.order_by("pk")[: QUARANTINE_SHOWN + 1])
+    if not records:
+        return "-"
+    lines = format_html_join(
+        mark_safe("<br>"),
+        '<a href="{}">{} · {}</a>',
+        (
+            (
+                reverse("admin:etl_quarantinedrecord_change", args=[r.pk]),
+                r.reason_code,
+                r.reason[:160],
+            )
+            for r in records[:QUARANTINE_SHOWN]
+        ),
+    )
+    more = (
+        f"first {QUARANTINE_SHOWN} shown; " if len(records) > QUARANTINE_SHOWN else ""
+    ) + "all of this run's quarantined items"
+    return format_html(
+        '{}<p><a href="{}?run={}">{}</a></p>', lines, changelist, run.pk, capfirst(more)
+    )
+
+
 @admin.register(RawRecord)
 class RawRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     deletable = True
@@ -385,6 +412,16 @@ class DriftEventAdmin(NotAddedHereMixin, admin.ModelAdmin):
         self._each(
             request, queryset, lambda e: drift_reject(event_id=e.pk, user=request.user), "Rejected"
         )
+
+
+@run_page_section("Findings")
+@admin.display(description="drift events")
+def drift_events_links(run: Run) -> SafeString | str:
+    rows = (
+        (reverse("admin:etl_driftevent_change", args=[e.pk]), e.severity, e.fingerprint, e.status)
+        for e in run.drift_events.order_by("-last_seen")
+    )
+    return format_html_join(mark_safe("<br>"), '<a href="{}">{}: {}</a> ({})', rows) or "-"
 
 
 @admin.register(FieldMapping)
