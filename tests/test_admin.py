@@ -286,7 +286,7 @@ def test_checkpoint_rewind_refused_when_a_run_starts_after_the_form_was_checked(
     su_client, monkeypatch
 ):
     checkpoint = CheckpointFactory(source="coingecko", cursor={"next_page": 3})
-    monkeypatch.setattr("etl.admin.checkpoint_check_writable", lambda source: None)
+    monkeypatch.setattr("etl.admin.checkpoints.checkpoint_check_writable", lambda source: None)
     SourceLease.objects.create(
         source="coingecko",
         holder="00000000-0000-0000-0000-000000000001",
