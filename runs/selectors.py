@@ -25,7 +25,8 @@ def last_usable_at() -> Max:
 
 
 def runs_last_per_source(*, sources: list[str]) -> dict[str, dict]:
-    """Per source: the last finished run and the time of the last success, in one query each."""
+    """Per source: the last run that was not skipped (it may still be running), when the last
+    success and the last usable run finished, and the staleness since the latter. Two queries."""
     summary = {
         row["source"]: row
         for row in Run.objects.filter(source__in=sources)

@@ -67,7 +67,7 @@ class CheckpointAdmin(NotAddedHereMixin, admin.ModelAdmin):
     actions = ["reset"]
 
     def has_delete_permission(self, request, obj=None):
-        return False  # a reset is how a checkpoint goes away, with its audit entry
+        return False  # a reset empties the cursor instead, with its audit entry
 
     @admin.display(description="cursor")
     def cursor_short(self, obj: Checkpoint) -> str:
