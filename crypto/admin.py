@@ -13,27 +13,24 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import F, OuterRef, Subquery
 
 from crypto.models import Article, ArticleAsset, Asset, LatestQuote, Quote, SourceAsset
-from kasparro.core.admin_utils import BoundedCountPaginator
+from kasparro.core.admin_utils import BoundedCountPaginator, ReadOnlyAdminMixin
 
 TOP_ASSETS = 30
 
 
 class SourceAssetInline(admin.TabularInline):
+    """An asset's identities, read-only here (they are edited on their own page); an operator
+    may still remove one from the asset's page."""
+
     model = SourceAsset
     extra = 0
     fields = ["source", "key", "symbol", "name", "match_method", "confidence", "created_at"]
     readonly_fields = fields
 
 
-class LatestQuoteInline(admin.TabularInline):
+class LatestQuoteInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = LatestQuote
-    extra = 0
     fields = ["source", "observed_at", "price_usd", "market_cap", "volume_24h", "market_cap_rank"]
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 def best_rank():
@@ -123,21 +120,8 @@ class AssetFilter(admin.SimpleListFilter):
         return queryset if selected is None else queryset.filter(asset_id=selected)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """ETL-owned data: analysts read it, the loaders write it."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Quote)
-class QuoteAdmin(ReadOnlyAdmin):
+class QuoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "observed_at",
         "asset",
@@ -161,7 +145,7 @@ class QuoteAdmin(ReadOnlyAdmin):
 
 
 @admin.register(LatestQuote)
-class LatestQuoteAdmin(ReadOnlyAdmin):
+class LatestQuoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "asset",
         "source",
@@ -178,24 +162,18 @@ class LatestQuoteAdmin(ReadOnlyAdmin):
     ordering = [F("market_cap_rank").asc(nulls_last=True), "source", "asset__slug"]
 
 
-class MentionInline(admin.TabularInline):
+class MentionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = ArticleAsset
-    extra = 0
     fields = ["asset", "matched_by"]
-    readonly_fields = fields
-    can_delete = False
     verbose_name = "mentioned asset"
     verbose_name_plural = "mentioned assets"
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("asset")
 
 
 @admin.register(Article)
-class ArticleAdmin(ReadOnlyAdmin):
+class ArticleAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["title", "feed", "published_at", "author", "fetched_at"]
     list_filter = ["feed"]
     search_fields = ["title", "summary", "guid"]

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from etl.models import DriftEvent, UpstreamCounter
 from kasparro.core.catalogue import source_names
 from runs.models import Run
+from runs.selectors import usable
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class EtlCollector:
             labels=["source"],
         )
         last = dict(
-            Run.objects.filter(status__in=[Run.Status.SUCCESS, Run.Status.PARTIAL])
+            Run.objects.filter(usable())
             .values("source")
             .annotate(last=Max("finished_at"))
             .values_list("source", "last")

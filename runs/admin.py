@@ -1,28 +1,52 @@
 """Run history for operators: read-only rows with everything a run recorded, and two actions
-(retry a failed run, run a source now) that queue work through services."""
+(retry a failed or partial run, run a source now) that queue work through services.
+
+Apps that record more about a run add it to the run's page with `run_page_section` (etl shows
+the run's drift events and quarantined items): they know runs, runs does not know them."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString, mark_safe
-from django.utils.text import capfirst
+from django.utils.safestring import SafeString
 
-from kasparro.core.admin_utils import ViewOnlyWithActionsMixin, pretty_json
+from kasparro.core.admin_utils import ReadOnlyAdminMixin, pretty_json
 from kasparro.core.errors import ApplicationError
 from runs.models import Run
 from runs.services import run_retry, source_run_now
 
-QUARANTINE_SHOWN = 50
+RunField = Callable[[Run], SafeString | str]
+
+# (fieldset title, field) in the order registered; see run_page_section.
+RUN_PAGE_SECTIONS: list[tuple[str, RunField]] = []
 
 
-def run_link(run: Run) -> SafeString:
+def run_link(run: Run | None) -> SafeString | str:
+    """A link to the run's admin page, "-" without a run."""
+    if run is None:
+        return "-"
     return format_html('<a href="{}">{}</a>', reverse("admin:runs_run_change", args=[run.pk]), run)
 
 
+def run_page_section(fieldset: str) -> Callable[[RunField], RunField]:
+    """Decorator: show `field(run)`, a function decorated with @admin.display, read-only on
+    every run's page, in the fieldset titled `fieldset`: after that fieldset's fields if the
+    page has one, else in a fieldset of its own, placed before the last ("Worker"). The
+    function's name is the field's name on the page (its CSS class)."""
+
+    def register(field: RunField) -> RunField:
+        RUN_PAGE_SECTIONS.append((fieldset, field))
+        return field
+
+    return register
+
+
 @admin.register(Run)
-class RunAdmin(ViewOnlyWithActionsMixin, admin.ModelAdmin):
+class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    with_actions = True
     list_display = [
         "started_at",
         "source",
@@ -65,8 +89,8 @@ class RunAdmin(ViewOnlyWithActionsMixin, admin.ModelAdmin):
         ),
         ("Checkpoint", {"fields": ["checkpoint_before_pretty", "checkpoint_after_pretty"]}),
         ("Error", {"fields": ["error_class", "error_message"]}),
-        ("Findings", {"fields": ["findings_table", "drift_events_links"]}),
-        ("Quarantine", {"fields": ["quarantined_items"]}),
+        ("Findings", {"fields": ["findings_table"]}),
+        # Sections of other apps (run_page_section) go here.
         ("Worker", {"fields": ["task_id", "host"]}),
     ]
     readonly_fields = [
@@ -76,9 +100,24 @@ class RunAdmin(ViewOnlyWithActionsMixin, admin.ModelAdmin):
         "checkpoint_before_pretty",
         "checkpoint_after_pretty",
         "findings_table",
-        "drift_events_links",
-        "quarantined_items",
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [
+            (title, {**options, "fields": list(options["fields"])})
+            for title, options in super().get_fieldsets(request, obj)
+        ]
+        for title, field in RUN_PAGE_SECTIONS:
+            options = next((o for t, o in fieldsets if t == title), None)
+            if options is None:
+                fieldsets.insert(len(fieldsets) - 1, (title, {"fields": [field]}))
+            else:
+                options["fields"].append(field)
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        sections = [field for _, field in RUN_PAGE_SECTIONS]
+        return [*super().get_readonly_fields(request, obj), *sections]
 
     # --- List columns -------------------------------------------------------------------------
 
@@ -96,7 +135,7 @@ class RunAdmin(ViewOnlyWithActionsMixin, admin.ModelAdmin):
 
     @admin.display(description="parent run")
     def parent_link(self, obj: Run) -> SafeString | str:
-        return run_link(obj.parent) if obj.parent_id else "-"
+        return run_link(obj.parent)
 
     @admin.display(description="retries and replays (child runs)")
     def retries(self, obj: Run) -> SafeString | str:
@@ -125,45 +164,6 @@ class RunAdmin(ViewOnlyWithActionsMixin, admin.ModelAdmin):
             "<table><thead><tr><th>rule</th><th>severity</th><th>message</th></tr></thead>"
             "<tbody>{}</tbody></table>",
             rows,
-        )
-
-    @admin.display(description="drift events")
-    def drift_events_links(self, obj: Run) -> SafeString | str:
-        events = obj.drift_events.order_by("-last_seen")
-        rows = (
-            (
-                reverse("admin:etl_driftevent_change", args=[e.pk]),
-                e.severity,
-                e.fingerprint,
-                e.status,
-            )
-            for e in events
-        )
-        return format_html_join(mark_safe("<br>"), '<a href="{}">{}: {}</a> ({})', rows) or "-"
-
-    @admin.display(description="quarantined items")
-    def quarantined_items(self, obj: Run) -> SafeString | str:
-        changelist = reverse("admin:etl_quarantinedrecord_changelist")
-        records = list(obj.quarantined.order_by("pk")[: QUARANTINE_SHOWN + 1])
-        if not records:
-            return "-"
-        lines = format_html_join(
-            mark_safe("<br>"),
-            '<a href="{}">{} · {}</a>',
-            (
-                (
-                    reverse("admin:etl_quarantinedrecord_change", args=[r.pk]),
-                    r.reason_code,
-                    r.reason[:160],
-                )
-                for r in records[:QUARANTINE_SHOWN]
-            ),
-        )
-        more = (
-            f"first {QUARANTINE_SHOWN} shown; " if len(records) > QUARANTINE_SHOWN else ""
-        ) + "all of this run's quarantined items"
-        return format_html(
-            '{}<p><a href="{}?run={}">{}</a></p>', lines, changelist, obj.pk, capfirst(more)
         )
 
     # --- Actions ------------------------------------------------------------------------------

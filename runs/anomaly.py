@@ -1,9 +1,11 @@
-"""Scoring a run against the trailing window of its source: pure functions over Run rows.
+"""Scoring a run against the trailing window of its source: the scoring (run_scores,
+run_anomalies) is pure functions over Run rows; history_of reads the window and run_score_store
+stores a run's findings.
 
-Each metric of the run is compared with the same metric over the source's previous finished
-runs (success or partial). With a history that varies, a z-score of 3 or more is a warning and
-6 or more critical; with a history that does not vary, a change of more than half its value
-(and more than a floor per metric) is a warning. Metrics where only one direction is bad
+Each metric of the run is compared with the same metric over the source's previous usable runs
+(success or partial; replays left out). With a history that varies, a z-score of 3 or more is a
+warning and 6 or more critical; with a history that does not vary, a change of more than half
+its value (and at least a floor per metric) is a warning. Metrics where only one direction is bad
 (duration, quarantine rate, drift, freshness lag) fire only in that direction; too short a
 history fires nothing.
 """
@@ -14,8 +16,9 @@ import math
 import statistics
 from collections.abc import Callable
 
-from runs.comparison import Finding
+from runs.findings import Finding
 from runs.models import Run
+from runs.selectors import usable
 
 WINDOW = 20
 MIN_HISTORY = 5
@@ -94,13 +97,10 @@ def run_anomalies(run: Run, history: list[Run]) -> list[Finding]:
 
 
 def history_of(run: Run, window: int = WINDOW) -> list[Run]:
-    """The source's finished runs before this one, newest first (one query)."""
+    """The source's usable runs (success or partial) started before this one, replays left
+    out, newest first, at most `window` of them (one query)."""
     return list(
-        Run.objects.filter(
-            source=run.source,
-            status__in=[Run.Status.SUCCESS, Run.Status.PARTIAL],
-            started_at__lt=run.started_at,
-        )
+        Run.objects.filter(usable(), source=run.source, started_at__lt=run.started_at)
         .exclude(trigger=Run.Trigger.REPLAY)
         .order_by("-started_at")[:window]
     )

@@ -20,8 +20,8 @@ from kasparro.core.apikeys.authentication import HasAPIKey
 from kasparro.core.catalogue import source_names
 from kasparro.core.errors import NotFoundError
 from kasparro.core.request_id import get_request_id
-from runs.comparison import runs_report
 from runs.models import Run
+from runs.report import runs_report
 from runs.selectors import run_list, runs_stats
 
 

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal
 
+from runs.findings import Finding
 from runs.models import Run
+from runs.selectors import USABLE_STATUSES
 
 # The rules of the original service.
 COUNT_CHANGE = 0.5  # record count changed by more than 50%
 DURATION_GROWTH = 1.0  # duration up by more than 100%
 FAST_RATIO = 0.1  # under 10% of the baseline's duration...
 FAST_MIN_BASELINE_S = 2.0  # ...when the baseline took at least this long
-
-
-@dataclasses.dataclass(frozen=True)
-class Finding:
-    rule: str
-    severity: str  # info | warning | critical
-    message: str
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def _records(run: Run) -> int:
@@ -69,8 +60,7 @@ def runs_compare(*, baseline: Run, candidate: Run) -> list[Finding]:
                 )
             )
 
-    ok = (Run.Status.SUCCESS, Run.Status.PARTIAL)
-    if baseline.status in ok and candidate.status == Run.Status.FAILED:
+    if baseline.status in USABLE_STATUSES and candidate.status == Run.Status.FAILED:
         findings.append(
             Finding(
                 "success_to_failure",
@@ -141,24 +131,3 @@ def asset_findings(changes: dict, *, threshold: float = PRICE_MOVE) -> list[Find
             )
         )
     return findings
-
-
-def runs_report(*, baseline: Run, candidate: Run, threshold: float = PRICE_MOVE) -> dict:
-    """Everything /compare-runs answers: rule findings, per-asset changes, and each run scored
-    against its source's trailing window."""
-    from runs.anomaly import history_of, run_anomalies, run_scores
-
-    changes = asset_changes(baseline=baseline, candidate=candidate, threshold=threshold)
-    findings = runs_compare(baseline=baseline, candidate=candidate)
-    findings += asset_findings(changes, threshold=threshold)
-    scores, anomalies = {}, {}
-    for label, run in (("run_1", baseline), ("run_2", candidate)):
-        history = history_of(run)
-        scores[label] = run_scores(run, history)
-        anomalies[label] = [f.as_dict() for f in run_anomalies(run, history)]
-    return {
-        "findings": [f.as_dict() for f in findings],
-        "scores": scores,
-        "anomalies": anomalies,
-        "asset_changes": changes,
-    }

@@ -9,9 +9,24 @@ from django.utils import timezone
 
 from runs.models import Run
 
+# A usable run: its data can be relied on, because it succeeded or loaded part of its pages
+# (partial). Staleness, durations, anomaly histories and comparisons count usable runs only.
+USABLE_STATUSES = (Run.Status.SUCCESS, Run.Status.PARTIAL)
+
+
+def usable() -> Q:
+    """The condition a usable run meets: for `.filter()` or an aggregate's `filter=`."""
+    return Q(status__in=USABLE_STATUSES)
+
+
+def last_usable_at() -> Max:
+    """Aggregate: when the last usable run finished (None if there is none)."""
+    return Max("finished_at", filter=usable())
+
 
 def runs_last_per_source(*, sources: list[str]) -> dict[str, dict]:
-    """Per source: the last finished run and the time of the last success, in one query each."""
+    """Per source: the last run that was not skipped (it may still be running), when the last
+    success and the last usable run finished, and the staleness since the latter. Two queries."""
     summary = {
         row["source"]: row
         for row in Run.objects.filter(source__in=sources)
@@ -19,9 +34,7 @@ def runs_last_per_source(*, sources: list[str]) -> dict[str, dict]:
         .annotate(
             last_started=Max("started_at", filter=~Q(status=Run.Status.SKIPPED)),
             last_success=Max("finished_at", filter=Q(status=Run.Status.SUCCESS)),
-            last_usable=Max(
-                "finished_at", filter=Q(status__in=[Run.Status.SUCCESS, Run.Status.PARTIAL])
-            ),
+            last_usable=last_usable_at(),
         )
     }
     last_runs = {
@@ -117,9 +130,7 @@ def runs_stats(*, sources: list[str], window: dt.timedelta, recent: int = 10) ->
         .annotate(
             last_success=Max("finished_at", filter=Q(status=Run.Status.SUCCESS)),
             last_failure=Max("finished_at", filter=Q(status=Run.Status.FAILED)),
-            last_usable=Max(
-                "finished_at", filter=Q(status__in=[Run.Status.SUCCESS, Run.Status.PARTIAL])
-            ),
+            last_usable=last_usable_at(),
         )
     ):
         entry = per_source[row["source"]]
@@ -130,7 +141,7 @@ def runs_stats(*, sources: list[str], window: dt.timedelta, recent: int = 10) ->
 
     durations: dict[str, list[float]] = {s: [] for s in sources}
     for source, started, finished in in_window.filter(
-        finished_at__isnull=False, status__in=[Run.Status.SUCCESS, Run.Status.PARTIAL]
+        usable(), finished_at__isnull=False
     ).values_list("source", "started_at", "finished_at")[:10_000]:
         durations[source].append((finished - started).total_seconds())
     for source, values in durations.items():

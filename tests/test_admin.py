@@ -286,7 +286,7 @@ def test_checkpoint_rewind_refused_when_a_run_starts_after_the_form_was_checked(
     su_client, monkeypatch
 ):
     checkpoint = CheckpointFactory(source="coingecko", cursor={"next_page": 3})
-    monkeypatch.setattr("etl.admin.checkpoint_check_writable", lambda source: None)
+    monkeypatch.setattr("etl.admin.checkpoints.checkpoint_check_writable", lambda source: None)
     SourceLease.objects.create(
         source="coingecko",
         holder="00000000-0000-0000-0000-000000000001",
@@ -430,3 +430,30 @@ def test_inlines_make_a_constant_number_of_queries(su_client):
     LatestQuoteFactory(asset=asset, source="csv")
     ArticleAssetFactory.create_batch(5, article=article)
     assert pages() == few
+
+
+def test_an_asset_saves_with_its_read_only_inlines(su_client):
+    """The latest quotes shown on an asset's page are read-only: saving the asset posts them
+    back untouched and must not trip over them."""
+    asset = AssetFactory(name="Old name")
+    source_asset = SourceAssetFactory(asset=asset)
+    latest = LatestQuoteFactory(asset=asset)
+    url = admin_url(Asset, "change", asset.pk)
+    page = su_client.get(url).context
+    data = {k: v for k, v in page["adminform"].form.initial.items() if v is not None}
+    data["name"] = "New name"
+    for inline in page["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        data.update({management.add_prefix(k): v for k, v in management.initial.items()})
+        for form in inline.formset.forms:
+            data[form.add_prefix("id")] = form.instance.pk
+            data[form.add_prefix("asset")] = asset.pk
+
+    response = su_client.post(url, data)
+
+    assert response.status_code == 302
+    asset.refresh_from_db()
+    assert asset.name == "New name"
+    source_asset.refresh_from_db()
+    latest.refresh_from_db()
+    assert latest.asset_id == asset.pk and source_asset.asset_id == asset.pk

@@ -1,4 +1,6 @@
-"""Small pieces shared by the apps' admin modules: JSON display and a bounded paginator."""
+"""Small pieces shared by the apps' admin modules: JSON display, a bounded paginator, and the
+permission mixins of rows the admin does not create (NotAddedHereMixin) or only shows
+(ReadOnlyAdminMixin)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,12 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 
-def pretty_json(value: object) -> SafeString:
-    """A JSON value indented in a <pre>, escaped."""
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+def pretty_json(value: object, *, sort_keys: bool = True) -> SafeString:
+    """A JSON value indented in a <pre>, escaped; keys sorted unless `sort_keys=False` (a
+    sample shown in the order it arrived)."""
+    return format_html(
+        "<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=sort_keys, default=str)
+    )
 
 
 def compact_json(value: object) -> str:
@@ -41,15 +46,39 @@ class BoundedCountPaginator(Paginator):
         return self.count >= self.limit
 
 
-class ViewOnlyWithActionsMixin:
-    """Rows are never added, edited or deleted here; the model's change permission (asked with
-    no object) still gates the admin actions, which call services."""
+class NotAddedHereMixin:
+    """Rows the application creates (the pipeline, start-up), never the admin: there is no "Add"
+    button. They may still be edited or deleted, as the admin allows. For a ModelAdmin or an
+    inline (which Django asks with the parent object)."""
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdminMixin(NotAddedHereMixin):
+    """Rows people read and the application writes: never added, edited or deleted in the
+    admin, so every page of a row is a view page. For a ModelAdmin or an inline.
+
+    Two exceptions, each off unless an admin turns it on:
+
+    - `with_actions`: the model's change permission is kept when Django asks it with no object,
+      which it does before offering the admin actions declared with `permissions=["change"]`
+      (they call services). Whoever holds it can run the actions; no row becomes editable.
+    - `deletable`: deleting is left to the model's delete permission.
+    """
+
+    with_actions = False
+    deletable = False
 
     def has_change_permission(self, request, obj=None):
-        return obj is None and super().has_change_permission(request)
+        return self.with_actions and obj is None and super().has_change_permission(request)
 
     def has_delete_permission(self, request, obj=None):
-        return False
+        return self.deletable and super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        # The declared fields too: then no form field (nor its widget's media) is built for
+        # them. Django leaves them out of a view-only ModelAdmin's form, not of an inline's.
+        return list(
+            dict.fromkeys([*(self.fields or ()), *super().get_readonly_fields(request, obj)])
+        )
