@@ -37,13 +37,16 @@ def runs_last_per_source(*, sources: list[str]) -> dict[str, dict]:
             last_usable=last_usable_at(),
         )
     }
-    last_runs = {
-        run.source: run
-        for run in Run.objects.filter(
-            source__in=sources,
-            started_at__in=[row["last_started"] for row in summary.values() if row["last_started"]],
-        )
-    }
+    # Each source's own last start: a run of another source (or a skipped one) that started
+    # at the same instant is not its last run.
+    starts = [(s, row["last_started"]) for s, row in summary.items() if row["last_started"]]
+    last_runs = {}
+    if starts:
+        matching = Q()
+        for source, started in starts:
+            matching |= Q(source=source, started_at=started)
+        for run in Run.objects.filter(matching).exclude(status=Run.Status.SKIPPED):
+            last_runs.setdefault(run.source, run)
     now = timezone.now()
     result = {}
     for source in sources:
