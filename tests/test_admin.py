@@ -24,6 +24,7 @@ from kasparro.core.admin_utils import BoundedCountPaginator
 from runs.models import Run
 from tests.factories import (
     FACTORIES,
+    APIKeyFactory,
     ArticleAssetFactory,
     ArticleFactory,
     AssetFactory,
@@ -136,6 +137,32 @@ def test_view_only_staff_see_pages_but_cannot_act(client, django_capture_on_comm
     with django_capture_on_commit_callbacks() as queued:
         post_action(client, Run, "retry", [run])
     assert queued == []
+
+
+@pytest.mark.parametrize(
+    ("model_label", "factory", "action", "unchanged"),
+    [
+        ("etl.DriftEvent", DriftEventFactory, "accept", lambda o: o.status == "open"),
+        ("etl.DriftEvent", DriftEventFactory, "reject", lambda o: o.status == "open"),
+        ("apikeys.APIKey", APIKeyFactory, "revoke", lambda o: o.revoked_at is None),
+    ],
+)
+def test_view_only_staff_are_offered_no_action_and_cannot_post_one(
+    client, model_label, factory, action, unchanged
+):
+    from django.apps import apps
+
+    model = apps.get_model(model_label)
+    user = get_user_model().objects.create_user("viewer", password="pw-1", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename=f"view_{model._meta.model_name}"))
+    client.force_login(user)
+    obj = factory()
+
+    listing = client.get(admin_url(model, "changelist"))
+    assert listing.status_code == 200 and listing.context["action_form"] is None
+    post_action(client, model, action, [obj])
+    obj.refresh_from_db()
+    assert unchanged(obj)
 
 
 # --- Runs ---------------------------------------------------------------------------------------

@@ -91,13 +91,15 @@ class DriftEventAdmin(NotAddedHereMixin, admin.ModelAdmin):
             self.message_user(request, f"{verb} {done} drift event(s).")
         return done
 
-    @admin.action(description="Accept (apply the suggested mapping)")
+    @admin.action(description="Accept (apply the suggested mapping)", permissions=["change"])
     def accept(self, request, queryset):
         self._each(
             request, queryset, lambda e: drift_accept(event_id=e.pk, user=request.user), "Accepted"
         )
 
-    @admin.action(description="Accept and replay the affected runs from raw records")
+    @admin.action(
+        description="Accept and replay the affected runs from raw records", permissions=["change"]
+    )
     def accept_and_replay(self, request, queryset):
         def operation(event):
             drift_accept(event_id=event.pk, user=request.user)
@@ -105,7 +107,7 @@ class DriftEventAdmin(NotAddedHereMixin, admin.ModelAdmin):
 
         self._each(request, queryset, operation, "Accepted and queued the replay of")
 
-    @admin.action(description="Reject (the drifted items stay quarantined)")
+    @admin.action(description="Reject (the drifted items stay quarantined)", permissions=["change"])
     def reject(self, request, queryset):
         self._each(
             request, queryset, lambda e: drift_reject(event_id=e.pk, user=request.user), "Rejected"

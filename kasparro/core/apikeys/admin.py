@@ -36,7 +36,7 @@ class APIKeyAdmin(admin.ModelAdmin):
             {**self.admin_site.each_context(request), "key": obj, "raw_key": raw},
         )
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request, queryset):
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} key(s).")
