@@ -88,7 +88,7 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             },
         ),
         ("Checkpoint", {"fields": ["checkpoint_before_pretty", "checkpoint_after_pretty"]}),
-        ("Error", {"fields": ["error_class", "error_message"]}),
+        ("Error", {"fields": ["error_class", "retryable", "error_message"]}),
         ("Findings", {"fields": ["findings_table"]}),
         # Sections of other apps (run_page_section) go here.
         ("Worker", {"fields": ["task_id", "host"]}),
