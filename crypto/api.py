@@ -36,7 +36,7 @@ from kasparro.core.api import (
     PageParams,
     envelope_serializer,
 )
-from kasparro.core.catalogue import MARKET, NEWS, canonical_name, source_names
+from kasparro.core.catalogue import MARKET, NEWS, aliases_text, canonical_name, source_names
 from kasparro.core.errors import NotFoundError
 from kasparro.core.request_id import get_request_id
 
@@ -44,7 +44,9 @@ from kasparro.core.request_id import get_request_id
 
 
 class DataParams(PageParams):
-    source = serializers.CharField(required=False, help_text="coingecko, csv or rss (rss_feed)")
+    source = serializers.CharField(
+        required=False, help_text=f"{', '.join(source_names())}; also {aliases_text()}"
+    )
     symbol = serializers.CharField(required=False, max_length=50)
     name = serializers.CharField(required=False, max_length=200)
 
@@ -53,7 +55,7 @@ class DataParams(PageParams):
         if canonical is None:
             raise serializers.ValidationError(
                 f"unknown source {value.strip().lower()!r}; "
-                f"one of {', '.join(source_names())} (or rss_feed)"
+                f"one of {', '.join(source_names())} (also {aliases_text()})"
             )
         return canonical
 
@@ -76,8 +78,9 @@ class DataApi(ApiView):
             ),
             **ERRORS,
         },
-        description="Latest quote per asset and source (best ranked first). `source=rss` "
-        "(or `rss_feed`) lists articles in the same envelope.",
+        description="Latest quote per asset and source (best ranked first). A news source "
+        f"(`source={source_names(NEWS)[0]}`, also {aliases_text()}) lists articles in the same "
+        "envelope.",
     )
     def get(self, request: Request) -> Response:
         p = self.params(DataParams, request)

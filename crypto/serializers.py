@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from crypto.models import Article, Asset, LatestQuote
+from kasparro.core.catalogue import NEWS, source_names
 
 
 class MarketItemSerializer(serializers.Serializer):
@@ -56,7 +57,7 @@ class ArticleSerializer(serializers.Serializer):
     assets = MentionSerializer(source="mentions", many=True)
 
     def get_source(self, obj: Article) -> str:
-        return "rss"
+        return source_names(NEWS)[0]  # the one news source
 
 
 class AssetSerializer(serializers.ModelSerializer):

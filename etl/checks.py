@@ -1,4 +1,4 @@
-"""Start-up checks (`manage.py check`, every server and worker start)."""
+"""System checks: run by `manage.py check` (CI, the image build), `migrate` and `runserver`."""
 
 from __future__ import annotations
 

@@ -42,8 +42,10 @@ class InjectedFault(EtlError):
 
 def is_retryable(error: BaseException) -> bool:
     """Whether a run that failed with `error` is worth another try soon: transient upstream
-    faults (timeouts, 429, 5xx) and a lost database. Stored on the run (`Run.retryable`), where
-    the task reads it."""
+    faults (timeouts, 429, 5xx) and database errors of the operational kind (a lost connection,
+    a restart, a deadlock, a statement timeout): for the raw driver errors the COPY path can
+    raise, the same classes Django's wrapper turns into its OperationalError. Stored on the run
+    (`Run.retryable`), where the task reads it."""
     from django.db import InterfaceError, OperationalError
 
     transient: tuple[type[BaseException], ...] = (TransientError, OperationalError, InterfaceError)

@@ -26,7 +26,8 @@ from runs.models import Run
 
 logger = logging.getLogger(__name__)
 
-# A worker's main process and each of its pool processes run ETL: tuned where they start.
+# Tuned where a worker starts: its main process before the pool forks (prefork children inherit
+# it; a solo or threads pool runs tasks right there), and any pool process started later.
 worker_init.connect(tune_for_throughput, weak=False)
 worker_process_init.connect(tune_for_throughput, weak=False)
 

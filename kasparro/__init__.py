@@ -1,4 +1,5 @@
-"""Kasparro project package: settings, urls, the Celery app, logging and API error handling."""
+"""The project package: it composes (settings, urls, the Celery app, wsgi/asgi); the shared floor
+the apps stand on is kasparro.core."""
 
 from kasparro.celery import app as celery_app
 

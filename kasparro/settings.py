@@ -315,15 +315,34 @@ ETL_FAULTS_ALLOWED = env.bool("ETL_FAULTS_ALLOWED", default=DEBUG or TESTING)
 ETL_FUZZY_MIN_SCORE = env.int("ETL_FUZZY_MIN_SCORE", default=88)
 # Schema drift policy per source (evolve | freeze | pause), e.g. "csv=freeze,rss=pause";
 # editable in admin afterwards (Source policies).
-ETL_DRIFT_POLICY = {}
-for _source, _policy in env.dict("ETL_DRIFT_POLICY", default={}).items():
-    if canonical_name(_source) is None:
+# Sources by name or alias, any case; a source no catalogue line names, a policy that does not
+# exist or a source given twice stops the process at start with the reason.
+DRIFT_POLICIES = ("evolve", "freeze", "pause")
+
+
+def _drift_policy(value: str, setting: str) -> str:
+    policy = value.strip().lower()
+    if policy not in DRIFT_POLICIES:
         raise ImproperlyConfigured(
-            f"ETL_DRIFT_POLICY names {_source!r}, which is no source; one of "
+            f"{setting}: {value!r} is no drift policy; one of {', '.join(DRIFT_POLICIES)}"
+        )
+    return policy
+
+
+ETL_DRIFT_POLICY: dict[str, str] = {}
+for _source, _policy in env.dict("ETL_DRIFT_POLICY", default={}).items():
+    _name = canonical_name(_source)
+    if _name is None:
+        raise ImproperlyConfigured(
+            f"ETL_DRIFT_POLICY names {_source.strip()!r}, which is no source; one of "
             + ", ".join(source_names())
         )
-    ETL_DRIFT_POLICY[canonical_name(_source)] = _policy
-ETL_DRIFT_POLICY_DEFAULT = env("ETL_DRIFT_POLICY_DEFAULT", default="evolve")
+    if _name in ETL_DRIFT_POLICY:
+        raise ImproperlyConfigured(f"ETL_DRIFT_POLICY gives {_name} twice")
+    ETL_DRIFT_POLICY[_name] = _drift_policy(_policy, "ETL_DRIFT_POLICY")
+ETL_DRIFT_POLICY_DEFAULT = _drift_policy(
+    env("ETL_DRIFT_POLICY_DEFAULT", default="evolve"), "ETL_DRIFT_POLICY_DEFAULT"
+)
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

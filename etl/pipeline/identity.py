@@ -27,8 +27,8 @@ from thefuzz import fuzz
 from crypto.models import Asset, SourceAsset
 from etl.exceptions import ItemError
 from etl.sources.base import MarketItem
+from kasparro.core.catalogue import authoritative_source
 
-AUTHORITATIVE_SOURCE = "coingecko"
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,199}$")
 # The best candidate must beat the runner-up by this much to be a clear winner.
 MIN_MARGIN = 10
@@ -54,7 +54,7 @@ class IdentityResolver:
 
     def __init__(self, *, source: str, min_score: int | None = None) -> None:
         self.source = source
-        self.authoritative = source == AUTHORITATIVE_SOURCE
+        self.authoritative = source == authoritative_source()
         self.min_score = settings.ETL_FUZZY_MIN_SCORE if min_score is None else min_score
         self.cache: dict[str, int] = {}
 

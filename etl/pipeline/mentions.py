@@ -12,6 +12,7 @@ import re
 from collections import defaultdict
 
 from crypto.models import Asset, LatestQuote
+from kasparro.core.catalogue import authoritative_source
 
 AMBIGUOUS_WORDS = frozenset(
     """
@@ -58,7 +59,7 @@ class MentionMatcher:
     def from_database(cls) -> MentionMatcher:
         ranks = dict(
             LatestQuote.objects.filter(
-                source="coingecko", market_cap_rank__isnull=False
+                source=authoritative_source(), market_cap_rank__isnull=False
             ).values_list("asset_id", "market_cap_rank")
         )
         return cls(

@@ -12,6 +12,7 @@ Both hold the source's claim: an ingestion of the same source would upsert the s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
@@ -49,19 +50,20 @@ def runs_replay(*, source_name: str, run_ids: list, parent_id=None) -> Run:
             source=name, run_id__in=run_ids, raw_record__isnull=False
         ).values_list("raw_record_id", flat=True)
     )
-    try:
-        with source_claimed(source=name) as claim:
-            return _replay_pages(source, claim, run_ids, raw_ids, parent_id)
-    except SourceBusy:
-        run_skip(
-            source=name,
-            trigger=Run.Trigger.REPLAY,
-            parent_id=parent_id,
-            reason=f"{name} is being ingested right now; replay again in a moment",
-        )
-        raise ApplicationError(
-            f"{name} is being ingested right now; try the replay again later."
-        ) from None
+    with contextlib.ExitStack() as held:
+        try:
+            claim = held.enter_context(source_claimed(source=name))
+        except SourceBusy:
+            run_skip(
+                source=name,
+                trigger=Run.Trigger.REPLAY,
+                parent_id=parent_id,
+                reason=f"{name} is being ingested right now; replay again in a moment",
+            )
+            raise ApplicationError(
+                f"{name} is being ingested right now; try the replay again later."
+            ) from None
+        return _replay_pages(source, claim, run_ids, raw_ids, parent_id)
 
 
 def _replay_pages(source, claim: SourceClaim, run_ids: list, raw_ids: set, parent_id) -> Run:

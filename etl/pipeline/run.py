@@ -12,6 +12,7 @@ did: failed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import uuid
@@ -64,12 +65,14 @@ def ingest_run(
     policy = source_policy_get(source=name)
     if policy.paused:
         return skip(reason=f"source paused: {policy.paused_reason or 'by an operator'}")
-    try:
-        with source_claimed(source=name, holder=run_id, task_id=task_id) as claim:
-            return _run(source, claim, trigger, parent_run_id, task_id, plan, progress)
-    except SourceBusy as busy:
-        logger.info("source busy, run skipped", extra={"source": name, "holder": str(busy.holder)})
-        return skip(reason=f"another run of {name} is in progress (run {busy.holder})")
+    with contextlib.ExitStack() as held:
+        try:
+            claim = held.enter_context(source_claimed(source=name, holder=run_id, task_id=task_id))
+        except SourceBusy as busy:
+            holder = str(busy.holder)
+            logger.info("source busy, run skipped", extra={"source": name, "holder": holder})
+            return skip(reason=f"another run of {name} is in progress (run {holder})")
+        return _run(source, claim, trigger, parent_run_id, task_id, plan, progress)
 
 
 def _run(

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from etl.exceptions import RunAbandoned
-from etl.services.leases import SourceClaim
+from etl.services.leases import SourceBusy, source_claimed
 from runs.models import Run
 from runs.services import run_enqueue
 
@@ -62,13 +62,11 @@ def runs_reap() -> list[uuid.UUID]:
     running = Run.objects.filter(status=Run.Status.RUNNING)
     recovered = []
     for name in sorted(set(running.values_list("source", flat=True))):
-        claim = SourceClaim(source=name, holder=uuid.uuid4())
-        if not claim.acquire():
-            continue  # a live run holds it: nothing is dead
         try:
-            dead = runs_fail_abandoned(source=name)
-        finally:
-            claim.release()
+            with source_claimed(source=name):
+                dead = runs_fail_abandoned(source=name)
+        except SourceBusy:
+            continue  # a live run holds it: nothing is dead
         if dead is not None:
             run_enqueue(source=name, trigger=Run.Trigger.RETRY, parent_run_id=str(dead))
             recovered.append(dead)

@@ -1,6 +1,6 @@
 """The registry of source plug-ins, built from the source catalogue (kasparro/core/catalogue.py):
-adding a source means one module here and one catalogue line. `etl.checks` verifies at start-up
-that every plug-in's name and kind agree with its catalogue entry."""
+adding a source means one module here and one catalogue line. A system check (`etl.checks`,
+run by `manage.py check` in CI) verifies that every plug-in's name and kind agree with its line."""
 
 from __future__ import annotations
 

@@ -22,15 +22,24 @@ class SourceEntry:
     label: str  # for people: "CoinGecko"
     plugin: str  # dotted path of the etl.sources class
     aliases: tuple[str, ...] = ()  # other names accepted where a source is named
+    # Its ids are the canonical asset slugs, and its ranks the ones that order assets.
+    authoritative: bool = False
 
 
 CATALOGUE: tuple[SourceEntry, ...] = (
-    SourceEntry("coingecko", MARKET, "CoinGecko", "etl.sources.coingecko.CoinGeckoSource"),
+    SourceEntry(
+        "coingecko",
+        MARKET,
+        "CoinGecko",
+        "etl.sources.coingecko.CoinGeckoSource",
+        authoritative=True,
+    ),
     # `rss_feed` is the original service's name for it; its clients still send it.
     SourceEntry("rss", NEWS, "RSS/Atom feeds", "etl.sources.rss.RssSource", ("rss_feed",)),
     SourceEntry("csv", MARKET, "CSV drops", "etl.sources.csv.CsvSource"),
 )
 
+assert sum(entry.authoritative for entry in CATALOGUE) == 1, "exactly one authoritative source"
 _BY_NAME = {entry.name: entry for entry in CATALOGUE}
 _NAMES = {alias: entry.name for entry in CATALOGUE for alias in (entry.name, *entry.aliases)}
 
@@ -38,6 +47,16 @@ _NAMES = {alias: entry.name for entry in CATALOGUE for alias in (entry.name, *en
 def source_names(kind: str | None = None) -> list[str]:
     """Canonical names, in catalogue order; of one kind if given."""
     return [entry.name for entry in CATALOGUE if kind is None or entry.kind == kind]
+
+
+def authoritative_source() -> str:
+    """The source whose coin ids are the canonical asset slugs (CoinGecko)."""
+    return next(entry.name for entry in CATALOGUE if entry.authoritative)
+
+
+def aliases_text() -> str:
+    """`rss_feed` (for rss)…: the aliases, for parameter help and messages."""
+    return ", ".join(f"{a} (for {e.name})" for e in CATALOGUE for a in e.aliases)
 
 
 def canonical_name(name: str) -> str | None:

@@ -141,9 +141,9 @@ def test_an_invalid_coin_id_is_rejected(coins, coin_id):
     assert codes(failed) == ["invalid_key"]
 
 
-# A non-authoritative source never mints a canonical Asset for a coin_id it has not seen: a CSV
-# that puts the ticker in its id column (`btc,BTC,Bitcoin`) resolves to `bitcoin` or is
-# quarantined, and never creates a second "Bitcoin" asset with slug `btc`.
+# A non-authoritative source never mints a duplicate of a coin we know: a CSV that puts the
+# ticker in its id column (`btc,BTC,Bitcoin`) resolves to `bitcoin` (same symbol and name) and
+# never creates a second "Bitcoin" asset with slug `btc`.
 def test_csv_coin_id_never_creates_a_duplicate_of_a_known_coin(coins):
     item = market("BTC", "Bitcoin", "btc")
 

@@ -1,4 +1,5 @@
-"""Load: one loader per kind of data, chosen by the source's kind from the catalogue."""
+"""Load: one loader per kind of data (`market`, `news`), chosen by the source plug-in's kind
+(which the catalogue and a system check keep in step)."""
 
 from __future__ import annotations
 
