@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_prometheus",
     "django_celery_results",
+    "django_htmx",
     "kasparro.core.apikeys",
     "crypto",
     "runs",
@@ -91,6 +92,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "kasparro.core.request_id.RequestIdMiddleware",
     "kasparro.core.metrics.ApiMetricsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -223,6 +225,15 @@ STORAGES = {
 }
 # Whitenoise also serves files straight from the apps: what was never collected still works.
 WHITENOISE_USE_FINDERS = True
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "kasparro.core.staticfiles.PackageFileFinder",
+]
+# Static files that packages ship outside Django's static folders: path -> (package, file).
+STATICFILES_PACKAGE_FILES = {
+    "vendor/plotly.min.js": ("plotly", "package_data/plotly.min.js"),
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

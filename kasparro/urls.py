@@ -2,11 +2,12 @@
 
 from django.contrib import admin
 from django.urls import path, register_converter
-from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from crypto import views as crypto_views
 from crypto.api import AssetDetailApi, AssetHistoryApi, AssetListApi, DataApi, NewsApi
 from kasparro.core.metrics import metrics_view
+from runs import views as runs_views
 from runs.api import CompareRunsApi, RunDetailApi, RunListApi, StatsApi
 from runs.health import HealthApi
 
@@ -27,7 +28,12 @@ class KeyConverter:
 register_converter(KeyConverter, "key")
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    # The dashboard, for people (paths outside the JSON API's).
+    path("", crypto_views.markets, name="home"),
+    path("coins/<key:slug>/", crypto_views.asset_page, name="coin"),
+    path("articles/", crypto_views.articles, name="articles"),
+    path("pipeline/", runs_views.pipeline, name="pipeline"),
+    # The JSON API.
     path("health", HealthApi.as_view(), name="health"),
     path("metrics", metrics_view, name="metrics"),
     path("data", DataApi.as_view(), name="data"),

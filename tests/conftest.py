@@ -156,3 +156,13 @@ def empty_csv_drop(tmp_path, settings) -> Path:
     folder.mkdir()
     settings.CSV_DROP_DIR = folder
     return folder
+
+
+@pytest.fixture
+def loaded(coingecko, csv_drop, feeds):
+    """All three sources ingested from the real samples."""
+    from etl.pipeline.run import ingest_run
+
+    runs = [ingest_run(source_name=s, trigger="cli") for s in ("coingecko", "csv", "rss")]
+    assert [r.status for r in runs] == ["success"] * 3
+    return runs

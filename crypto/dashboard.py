@@ -1,0 +1,145 @@
+"""Reads for the dashboard's pages: the markets table (with sparklines), an asset's chart
+series, and the sources' freshness. A constant number of queries per page, whatever the number
+of assets or quotes: each series is one index range per shown asset."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import defaultdict
+
+from django.db.models import Avg, F, Max, Min, Q, QuerySet
+from django.db.models.functions import TruncHour
+
+from crypto.models import Article, Asset, LatestQuote, Quote
+from crypto.selectors import asset_history
+from kasparro.core.catalogue import MARKET, NEWS, source_entry, source_names
+
+SPARKLINE_DAYS = 7
+RANGES = {"24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7), "30d": dt.timedelta(days=30)}
+RANGE_CHOICES = (*RANGES, "all")
+# The interval a range shows by default: about a hundred to a thousand points.
+DEFAULT_INTERVAL = {"24h": "raw", "7d": "hour", "30d": "hour", "all": "day"}
+CHART_POINTS = 5000
+
+
+@dataclasses.dataclass
+class MarketRow:
+    asset: Asset
+    quote: LatestQuote  # the preferred source's latest quote (catalogue order)
+    sources: list[str]
+    sparkline: list[float]
+
+
+def market_assets(*, q: str = "", source: str = "") -> QuerySet[Asset]:
+    """Assets with a market quote, best market-cap rank first (unranked last)."""
+    qs = Asset.objects.filter(latest_quotes__isnull=False)
+    if source:
+        qs = qs.filter(latest_quotes__source=source)
+    if q:
+        q = q.strip()
+        qs = qs.filter(Q(symbol__iexact=q) | Q(name__icontains=q) | Q(slug__icontains=q))
+    return qs.annotate(best_rank=Min("latest_quotes__market_cap_rank")).order_by(
+        F("best_rank").asc(nulls_last=True), "slug"
+    )
+
+
+def market_rows(assets: list[Asset]) -> list[MarketRow]:
+    """The table's rows for a page of assets: two queries (latest quotes, sparklines)."""
+    order = {name: i for i, name in enumerate(source_names(MARKET))}
+    quotes: dict[int, list[LatestQuote]] = defaultdict(list)
+    for quote in LatestQuote.objects.filter(asset__in=assets):
+        quotes[quote.asset_id].append(quote)
+    preferred = {}
+    for asset_id, found in quotes.items():
+        found.sort(key=lambda quote: order.get(quote.source, len(order)))
+        preferred[asset_id] = found[0]
+    lines = _sparklines(quotes)
+    return [
+        MarketRow(
+            asset=asset,
+            quote=preferred[asset.pk],
+            sources=[quote.source for quote in quotes[asset.pk]],
+            sparkline=lines.get(asset.pk, []),
+        )
+        for asset in assets
+        if asset.pk in preferred
+    ]
+
+
+def _sparklines(quotes: dict[int, list[LatestQuote]]) -> dict[int, list[float]]:
+    """Hourly mean prices (every market source) over the week before each asset's newest quote:
+    one query, an index range per asset."""
+    if not quotes:
+        return {}
+    which = Q()
+    for asset_id, found in quotes.items():
+        start = max(q.observed_at for q in found) - dt.timedelta(days=SPARKLINE_DAYS)
+        which |= Q(asset_id=asset_id, observed_at__gt=start)
+    rows = (
+        Quote.objects.filter(which)
+        .annotate(hour=TruncHour("observed_at"))
+        .values("asset_id", "hour")
+        .annotate(price=Avg("price_usd"))
+        .order_by("asset_id", "hour")
+    )
+    lines: dict[int, list[float]] = defaultdict(list)
+    for row in rows:
+        if row["price"] is not None:
+            lines[row["asset_id"]].append(float(row["price"]))
+    return lines
+
+
+@dataclasses.dataclass
+class Freshness:
+    source: str
+    label: str
+    updated_at: dt.datetime | None
+
+
+def freshness() -> list[Freshness]:
+    """When each source's data last changed: two small aggregates."""
+    market = dict(
+        LatestQuote.objects.values("source")
+        .annotate(last=Max("observed_at"))
+        .values_list("source", "last")
+    )
+    news = Article.objects.aggregate(last=Max("fetched_at"))["last"]
+    return [
+        Freshness(
+            name,
+            source_entry(name).label,
+            news if source_entry(name).kind == NEWS else market.get(name),
+        )
+        for name in source_names()
+    ]
+
+
+def chart_series(*, asset: Asset, span: str, interval: str) -> dict:
+    """The asset's history for its chart, one series per source, oldest first. The range ends
+    at the asset's newest quote (sample data may be old), not at the wall clock."""
+    newest = Quote.objects.filter(asset=asset).aggregate(last=Max("observed_at"))["last"]
+    start = newest - RANGES[span] if newest and span in RANGES else None
+    points = asset_history(
+        asset=asset, source=None, start=start, end=None, interval=interval, limit=CHART_POINTS
+    )
+    series: dict[str, dict[str, list]] = {}
+    for point in reversed(points):
+        line = series.setdefault(
+            point["source"], {"time": [], "price": [], "low": [], "high": [], "cap": []}
+        )
+        line["time"].append(point["time"].isoformat())
+        line["price"].append(_float(point["price_usd"]))
+        line["low"].append(_float(point.get("price_min", point["price_usd"])))
+        line["high"].append(_float(point.get("price_max", point["price_usd"])))
+        line["cap"].append(_float(point["market_cap"]))
+    return {
+        "series": series,
+        "start": start.isoformat() if start else None,
+        "points": len(points),
+        "truncated": len(points) >= CHART_POINTS,
+    }
+
+
+def _float(value) -> float | None:
+    return float(value) if value is not None else None

@@ -1,0 +1,208 @@
+"""The dashboard's pages as a person opens them: status, content, and a constant number of
+queries whatever the number of assets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from crypto.models import Asset, LatestQuote, Quote
+from runs.models import Run
+from tests.factories import RunFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def queries(client, path: str) -> tuple[int, str]:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path)
+    assert response.status_code == 200, response.content[:500]
+    return len(captured), response.content.decode()
+
+
+def market(count: int, hours: int = 3) -> list[Asset]:
+    """`count` assets, each with `hours` hourly CoinGecko quotes and its latest quote."""
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    assets = Asset.objects.bulk_create(
+        Asset(slug=f"coin-{i:04d}", symbol=f"C{i:04d}", name=f"Coin {i:04d}") for i in range(count)
+    )
+    Quote.objects.bulk_create(
+        Quote(
+            asset=asset,
+            source="coingecko",
+            observed_at=now - dt.timedelta(hours=h),
+            price_usd=Decimal(100 + i + h),
+            ingested_at=now,
+        )
+        for i, asset in enumerate(assets)
+        for h in range(hours)
+    )
+    LatestQuote.objects.bulk_create(
+        LatestQuote(
+            asset=asset,
+            source="coingecko",
+            observed_at=now,
+            price_usd=Decimal(100 + i),
+            market_cap=Decimal(10**12) / (i + 1),
+            volume_24h=Decimal(35 * 10**9),
+            price_change_24h=Decimal("-1.5") if i % 2 else Decimal("2.25"),
+            market_cap_rank=i + 1,
+        )
+        for i, asset in enumerate(assets)
+    )
+    return assets
+
+
+# --- / -------------------------------------------------------------------------------------------
+
+
+def test_markets_from_the_samples_show_prices_changes_caps_sparklines_and_sources(client, loaded):
+    html = client.get("/").content.decode()
+
+    assert "Bitcoin" in html and 'href="/coins/bitcoin/"' in html
+    assert re.search(r"\$\d{1,3}(,\d{3})+\.\d\d", html)  # a price with thousands separators
+    assert re.search(r"\$\d+(\.\d+)?[TB]<", html)  # a market cap in human units
+    assert 'class="num up"' in html or 'class="num down"' in html  # a coloured change
+    assert html.count('<td class="spark-cell">') == 50  # a 7-day sparkline cell per row
+    assert '<span class="chip">coingecko</span><span class="chip">csv</span>' in html
+    assert "CoinGecko updated" in html and 'href="/pipeline/"' in html
+    for link in ("/admin/", "/api/docs/", "/health"):
+        assert f'href="{link}"' in html
+
+
+def test_markets_search_and_source_filter_narrow_the_table(client, loaded):
+    everything = client.get("/").content.decode()
+    found = client.get("/", {"q": "sol"}).content.decode()
+    csv_only = client.get("/", {"source": "csv"}).content.decode()
+
+    assert everything.count("<tr>") > found.count("<tr>") > 1
+    assert "Solana" in found and "Bitcoin</strong>" not in found
+    rows = csv_only.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
+    assert rows and all('<span class="chip">csv</span>' in row for row in rows)
+    assert 'value="csv" selected' in csv_only
+
+
+def test_live_search_answers_the_table_alone(client, loaded):
+    html = client.get("/", {"q": "bitcoin"}, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="markets")
+    body = html.content.decode()
+    assert body.lstrip().startswith('<div id="markets">') and "<html" not in body
+    assert "Bitcoin" in body
+
+
+def test_markets_cost_the_same_queries_for_10_and_1000_assets(client):
+    market(10)
+    few, _ = queries(client, "/")
+    Asset.objects.all().delete()
+    market(1000)
+    many, html = queries(client, "/")
+    assert many == few <= 8
+    assert "Page 1 of 20" in html
+
+
+def test_a_sparkline_draws_the_hourly_prices_of_the_week(client):
+    market(2, hours=30)
+    html = client.get("/").content.decode()
+    lines = re.findall(r'<polyline fill="none" points="([^"]+)"', html)
+    assert [len(points.split()) for points in lines] == [30, 30]
+    # Prices rise towards the past in market(): the newest point is the lowest, drawn lowest.
+    assert 'class="spark down"' in html
+
+
+def test_markets_pages_and_an_empty_search(client):
+    market(60)
+    second = client.get("/", {"page": 2}).content.decode()
+    assert "Coin 0050" in second and "Coin 0049" not in second
+    nothing = client.get("/", {"q": "no-such-coin"}).content.decode()
+    assert "No asset matches" in nothing
+    assert client.get("/", {"page": "x", "source": "bogus"}).status_code == 200
+
+
+# --- /coins/<slug>/ ----------------------------------------------------------------------------
+
+
+def test_asset_page_has_a_chart_per_source_identities_quotes_news_and_csv(client, loaded):
+    response = client.get("/coins/bitcoin/", {"range": "all", "interval": "raw"})
+    html = response.content.decode()
+    data = response.context["chart"]
+
+    assert set(data["series"]) == {"coingecko", "csv"}
+    shown = sum(len(s["price"]) for s in data["series"].values())
+    assert shown == data["points"] == Quote.objects.filter(asset__slug="bitcoin").count()
+    assert 'id="chart-data"' in html and "vendor/plotly.min.js" in html
+    assert "Symbol plus fuzzy name" in html or "CoinGecko id" in html  # identities
+    assert html.count('class="card"') == 2  # latest quote per source
+    assert "/assets/bitcoin/history?format=csv" in html
+
+
+@pytest.mark.parametrize("span", ["24h", "7d", "30d", "all"])
+@pytest.mark.parametrize("interval", ["raw", "hour", "day"])
+def test_every_range_and_interval_renders(client, loaded, span, interval):
+    response = client.get("/coins/bitcoin/", {"range": span, "interval": interval})
+    assert response.status_code == 200
+    assert response.context["span"] == span and response.context["interval"] == interval
+
+
+def test_an_unknown_asset_is_a_404_and_bad_parameters_fall_back(client, loaded):
+    assert client.get("/coins/no-such-coin/").status_code == 404
+    response = client.get("/coins/bitcoin/", {"range": "1y", "interval": "week"})
+    assert response.status_code == 200 and response.context["span"] == "7d"
+
+
+def test_asset_page_queries_do_not_grow_with_history(client):
+    [asset] = market(1, hours=3)
+    few, _ = queries(client, f"/coins/{asset.slug}/?range=all&interval=raw")
+    Asset.objects.all().delete()
+    [asset] = market(1, hours=500)
+    many, _ = queries(client, f"/coins/{asset.slug}/?range=all&interval=raw")
+    assert many == few
+
+
+# --- /articles/ ----------------------------------------------------------------------------------
+
+
+def test_news_newest_first_with_asset_chips_and_filters(client, loaded):
+    html = client.get("/articles/").content.decode()
+    assert 'class="chip" href="/coins/' in html
+    times = re.findall(r'<time datetime="([^"]+)"', html)
+    assert times == sorted(times, reverse=True) and len(times) == 30
+
+    about = client.get("/articles/", {"asset": "bitcoin"}).content.decode()
+    assert 'href="/coins/bitcoin/"' in about
+    none = client.get("/articles/", {"q": "zzzz-nothing"}).content.decode()
+    assert "No article matches" in none
+
+
+# --- /pipeline/ ----------------------------------------------------------------------------------
+
+
+def test_pipeline_shows_each_source_its_last_run_and_the_timeline(client, loaded):
+    RunFactory(source="rss", status=Run.Status.FAILED, started_at=timezone.now())
+    html = client.get("/pipeline/").content.decode()
+    assert "CoinGecko" in html and "CSV drops" in html and "RSS/Atom feeds" in html
+    assert '<span class="badge failed">' in html and '<span class="badge success">' in html
+    assert 'id="timeline-data"' in html
+    assert "Drift and quarantine in admin" not in html  # details stay in admin, for staff
+
+
+def test_pipeline_links_admin_for_staff(admin_client, loaded):
+    html = admin_client.get("/pipeline/").content.decode()
+    assert "Drift and quarantine in admin" in html
+
+
+def test_pipeline_queries_do_not_grow_with_runs(client):
+    RunFactory.create_batch(3)
+    few, _ = queries(client, "/pipeline/")
+    RunFactory.create_batch(300)
+    many, _ = queries(client, "/pipeline/")
+    assert many == few
+
+
+def test_a_favicon_is_linked_and_served(client):
+    html = client.get("/articles/").content.decode()
+    assert "dashboard/favicon.svg" in html
