@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -37,6 +38,7 @@ from kasparro.core.api import (
     envelope_serializer,
 )
 from kasparro.core.catalogue import MARKET, NEWS, aliases_text, canonical_name, source_names
+from kasparro.core.csv_export import FORMAT_PARAMETER, CsvApiView, csv_response, wants_csv
 from kasparro.core.errors import NotFoundError
 from kasparro.core.request_id import get_request_id
 
@@ -167,12 +169,29 @@ class HistoryParams(serializers.Serializer):
         return attrs
 
 
-class AssetHistoryApi(ApiView):
+HISTORY_CSV_COLUMNS = [
+    ("source", lambda p: p["source"]),
+    ("time", lambda p: p["time"].isoformat()),
+    *(
+        (name, lambda p, name=name: p.get(name))
+        for name in ("price_usd", "price_min", "price_max", "market_cap", "volume_24h")
+    ),
+    ("samples", lambda p: p["samples"]),
+]
+
+
+class AssetHistoryApi(CsvApiView):
     @extend_schema(
-        parameters=[HistoryParams],
-        responses={200: HistorySerializer, 404: ErrorSerializer, **ERRORS},
+        parameters=[HistoryParams, FORMAT_PARAMETER],
+        responses={
+            (200, "application/json"): HistorySerializer,
+            (200, "text/csv"): OpenApiTypes.STR,
+            404: ErrorSerializer,
+            **ERRORS,
+        },
         description="The asset's time series in [start, end), newest first; `interval=hour` "
-        "or `day` buckets it (average, min and max price per bucket and source).",
+        "or `day` buckets it (average, min and max price per bucket and source). "
+        "`format=csv` streams the same points as CSV.",
     )
     def get(self, request: Request, slug: str) -> Response:
         p = self.params(HistoryParams, request)
@@ -185,6 +204,12 @@ class AssetHistoryApi(ApiView):
             interval=p["interval"],
             limit=p["limit"],
         )
+        if wants_csv(request):
+            return csv_response(
+                points,
+                HISTORY_CSV_COLUMNS,
+                filename=f"{asset.slug}-{p['interval']}-history.csv",
+            )
         return Response(
             {
                 "request_id": get_request_id(),
@@ -205,15 +230,36 @@ class NewsParams(PageParams):
     since = serializers.DateTimeField(required=False, help_text="ISO 8601")
 
 
-class NewsApi(ApiView):
+NEWS_CSV_COLUMNS = [
+    ("id", lambda a: a.pk),
+    ("published_at", lambda a: a.published_at.isoformat() if a.published_at else None),
+    ("title", lambda a: a.title),
+    ("url", lambda a: a.url),
+    ("author", lambda a: a.author),
+    ("assets", lambda a: " ".join(m.asset.slug for m in a.mentions.all())),
+    ("summary", lambda a: a.summary),
+    ("feed", lambda a: a.feed),
+    ("guid", lambda a: a.guid),
+]
+
+
+class NewsApi(CsvApiView):
     @extend_schema(
-        parameters=[NewsParams],
-        responses={200: envelope_serializer("NewsEnvelope", ArticleSerializer), **ERRORS},
+        parameters=[NewsParams, FORMAT_PARAMETER],
+        responses={
+            (200, "application/json"): envelope_serializer("NewsEnvelope", ArticleSerializer),
+            (200, "text/csv"): OpenApiTypes.STR,
+            **ERRORS,
+        },
+        description="News, newest first, with the assets each article mentions. "
+        "`format=csv` streams the same page of articles as CSV.",
     )
     def get(self, request: Request) -> Response:
         p = self.params(NewsParams, request)
         since: dt.datetime | None = p.get("since")
         qs = article_list(asset_slug=p.get("asset"), q=p.get("q"), since=since)
         limit, offset = p["limit"], p["offset"]
+        if wants_csv(request):
+            return csv_response(qs[offset : offset + limit], NEWS_CSV_COLUMNS, filename="news.csv")
         data = ArticleSerializer(qs[offset : offset + limit], many=True).data
         return self.envelope(request, data, limit=limit, offset=offset, total=qs.count())

@@ -4,11 +4,14 @@ JavaScript; the chart (plotly.js) and live search (htmx) enhance them."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import render
 
 from crypto.dashboard import (
+    CHART_POINTS,
     DEFAULT_INTERVAL,
     RANGE_CHOICES,
     chart_series,
@@ -62,9 +65,10 @@ def asset_page(request, slug: str):
     if interval not in HISTORY_INTERVALS:
         interval = DEFAULT_INTERVAL[span]
     chart = chart_series(asset=asset, span=span, interval=interval)
-    csv_query = f"format=csv&interval={interval}&limit=5000"
+    query = {"format": "csv", "interval": interval, "limit": CHART_POINTS}
     if chart["start"]:
-        csv_query += f"&start={chart['start']}"
+        query["start"] = chart["start"]
+    csv_query = urlencode(query)
     return render(
         request,
         "dashboard/asset.html",

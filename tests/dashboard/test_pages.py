@@ -206,3 +206,12 @@ def test_pipeline_queries_do_not_grow_with_runs(client):
 def test_a_favicon_is_linked_and_served(client):
     html = client.get("/articles/").content.decode()
     assert "dashboard/favicon.svg" in html
+
+
+def test_the_asset_pages_csv_link_downloads_the_shown_history(client, loaded):
+    response = client.get("/coins/bitcoin/", {"range": "all", "interval": "raw"})
+    link = re.search(r'class="download" href="([^"]+)"', response.content.decode()).group(1)
+    download = client.get(link.replace("&amp;", "&"))
+    lines = b"".join(download.streaming_content).decode().strip().splitlines()
+    assert download["Content-Type"] == "text/csv; charset=utf-8"
+    assert len(lines) - 1 == response.context["chart"]["points"]
