@@ -48,7 +48,7 @@ def pipeline(request):
                 "run": info["last_run"],
                 "last_usable_at": info["last_usable_at"],
                 "staleness": dt.timedelta(seconds=staleness) if staleness is not None else None,
-                "schedule": dt.timedelta(seconds=intervals[source]),
+                "schedule_minutes": round(intervals[source] / 60),
                 "stale": staleness is None or staleness > 2 * intervals[source],
                 "next_run": upcoming[source],
             }

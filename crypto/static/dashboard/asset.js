@@ -20,9 +20,10 @@
                      fill: "tonexty", fillcolor: color + "33", hoverinfo: "skip", showlegend: false,
                      legendgroup: source });
       }
-      price.push({ x: s.time, y: s.price, name: source, mode: "lines", line: { color: color },
+      var mode = s.time.length < 60 ? "lines+markers" : "lines";  // a lone point stays visible
+      price.push({ x: s.time, y: s.price, name: source, mode: mode, line: { color: color },
                    legendgroup: source, hovertemplate: "%{y:$,.6~g}<extra>" + source + "</extra>" });
-      cap.push({ x: s.time, y: s.cap, name: source, mode: "lines", line: { color: color },
+      cap.push({ x: s.time, y: s.cap, name: source, mode: mode, line: { color: color },
                  hovertemplate: "%{y:$.3~s}<extra>" + source + "</extra>" });
     });
     var layout = {
