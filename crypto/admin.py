@@ -11,11 +11,49 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import F, OuterRef, Subquery
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
+from crypto.dashboard import chart_series
+from crypto.formatting import exact, money, percent, price, trend
 from crypto.models import Article, ArticleAsset, Asset, LatestQuote, Quote, SourceAsset
 from kasparro.core.admin_utils import BoundedCountPaginator, ReadOnlyAdminMixin
 
 TOP_ASSETS = 30
+
+
+def number_column(field: str, shown, description: str, *, coloured: bool = False):
+    """A column (or read-only field) showing a number as people read it, the exact value on
+    hover; usable in list_display and as an admin attribute named in `fields`."""
+
+    @admin.display(description=description, ordering=field)
+    def column(*args) -> SafeString:
+        value = getattr(args[-1], field)
+        colour = {"up": "#047857", "down": "#b91c1c"}.get(trend(value), "") if coloured else ""
+        return format_html(
+            '<span title="{}" style="white-space:nowrap;color:{}">{}</span>',
+            exact(value),
+            colour or "inherit",
+            shown(value),
+        )
+
+    column.__name__ = f"{field}_shown"
+    return column
+
+
+PRICE = number_column("price_usd", price, "price")
+CAP = number_column("market_cap", money, "market cap")
+VOLUME = number_column("volume_24h", money, "volume 24 h")
+CHANGE = number_column("price_change_24h", percent, "24 h", coloured=True)
+
+
+class MarketColumns:
+    """The formatted market columns, as attributes an admin's `fields` can name."""
+
+    price_usd_shown = PRICE
+    market_cap_shown = CAP
+    volume_24h_shown = VOLUME
+    price_change_24h_shown = CHANGE
 
 
 class SourceAssetInline(admin.TabularInline):
@@ -28,9 +66,17 @@ class SourceAssetInline(admin.TabularInline):
     readonly_fields = fields
 
 
-class LatestQuoteInline(ReadOnlyAdminMixin, admin.TabularInline):
+class LatestQuoteInline(MarketColumns, ReadOnlyAdminMixin, admin.TabularInline):
     model = LatestQuote
-    fields = ["source", "observed_at", "price_usd", "market_cap", "volume_24h", "market_cap_rank"]
+    fields = [
+        "source",
+        "observed_at",
+        "price_usd_shown",
+        "price_change_24h_shown",
+        "market_cap_shown",
+        "volume_24h_shown",
+        "market_cap_rank",
+    ]
 
 
 def best_rank():
@@ -48,6 +94,21 @@ class AssetAdmin(admin.ModelAdmin):
     search_fields = ["slug", "symbol", "name"]
     ordering = ["slug"]
     inlines = [SourceAssetInline, LatestQuoteInline]
+    change_form_template = "admin/crypto/asset/change_form.html"
+
+    class Media:
+        css = {"all": ["dashboard/admin.css"]}
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The asset page's price chart (daily buckets over its whole history) above the form."""
+        asset = self.get_object(request, object_id)
+        if asset is not None:
+            extra_context = {
+                **(extra_context or {}),
+                "chart": chart_series(asset=asset, span="all", interval="day"),
+                "chart_interval": "day",
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(rank=best_rank())
@@ -126,10 +187,10 @@ class QuoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "observed_at",
         "asset",
         "source",
-        "price_usd",
-        "market_cap",
-        "volume_24h",
-        "price_change_24h",
+        PRICE,
+        CAP,
+        VOLUME,
+        CHANGE,
         "market_cap_rank",
         "ingested_at",
     ]
@@ -150,10 +211,10 @@ class LatestQuoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "asset",
         "source",
         "market_cap_rank",
-        "price_usd",
-        "market_cap",
-        "volume_24h",
-        "price_change_24h",
+        PRICE,
+        CAP,
+        VOLUME,
+        CHANGE,
         "observed_at",
     ]
     list_filter = ["source"]

@@ -13,9 +13,10 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from kasparro.core.admin_utils import ReadOnlyAdminMixin, pretty_json
+from kasparro.core.admin_utils import ReadOnlyAdminMixin, pretty_json, status_column
 from kasparro.core.errors import ApplicationError
 from runs.models import Run
+from runs.selectors import run_timeline
 from runs.services import run_retry, source_run_now
 
 RunField = Callable[[Run], SafeString | str]
@@ -50,7 +51,7 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "started_at",
         "source",
-        "status",
+        status_column("status"),
         "trigger",
         "duration",
         "pages",
@@ -66,6 +67,17 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "started_at"
     ordering = ["-started_at"]
     actions = ["retry", "run_now"]
+    change_list_template = "admin/runs/run/change_list.html"
+    TIMELINE_RUNS = 100
+
+    def changelist_view(self, request, extra_context=None):
+        """A small chart of the newest runs above the list (one query)."""
+        extra_context = {
+            **(extra_context or {}),
+            "timeline": run_timeline(limit=self.TIMELINE_RUNS),
+        }
+        return super().changelist_view(request, extra_context)
+
     fieldsets = [
         (None, {"fields": ["id", "source", "status", "trigger", "parent_link", "retries"]}),
         (

@@ -157,3 +157,24 @@ def runs_stats(*, sources: list[str], window: dt.timedelta, recent: int = 10) ->
         "sources": per_source,
         "recent_runs": list(Run.objects.order_by("-started_at")[:recent]),
     }
+
+
+def run_timeline(*, limit: int) -> list[dict]:
+    """The newest `limit` runs, oldest first, for a timeline chart: source, status, start,
+    duration, items fetched and the messages of their anomaly findings. One query."""
+    recent = Run.objects.order_by("-started_at").values(
+        "source", "status", "started_at", "finished_at", "items_fetched", "findings"
+    )[:limit]
+    return [
+        {
+            "source": run["source"],
+            "status": run["status"],
+            "started_at": run["started_at"].isoformat(),
+            "seconds": (run["finished_at"] - run["started_at"]).total_seconds()
+            if run["finished_at"]
+            else None,
+            "items": run["items_fetched"],
+            "findings": [f.get("message", "") for f in run["findings"] or []],
+        }
+        for run in reversed(list(recent))
+    ]

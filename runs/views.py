@@ -13,7 +13,7 @@ from django.utils import timezone
 from kasparro.core.catalogue import schedule_name, source_entry, source_names
 from runs.health import schedule_intervals
 from runs.models import Run
-from runs.selectors import runs_last_per_source
+from runs.selectors import run_timeline, runs_last_per_source
 
 TIMELINE_RUNS = 200
 COUNTS_WINDOW = dt.timedelta(days=7)
@@ -53,24 +53,7 @@ def pipeline(request):
                 "next_run": upcoming[source],
             }
         )
-    recent = list(
-        Run.objects.order_by("-started_at").values(
-            "id", "source", "status", "started_at", "finished_at", "items_fetched", "findings"
-        )[:TIMELINE_RUNS]
-    )
-    timeline = [
-        {
-            "source": run["source"],
-            "status": run["status"],
-            "started_at": run["started_at"].isoformat(),
-            "seconds": (run["finished_at"] - run["started_at"]).total_seconds()
-            if run["finished_at"]
-            else None,
-            "items": run["items_fetched"],
-            "findings": [f.get("message", "") for f in run["findings"] or []],
-        }
-        for run in reversed(recent)
-    ]
+    timeline = run_timeline(limit=TIMELINE_RUNS)
     counts = Run.objects.filter(started_at__gte=now - COUNTS_WINDOW).aggregate(
         quarantined=Sum("items_quarantined"), drift=Sum("drift_findings")
     )

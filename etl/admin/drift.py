@@ -13,7 +13,7 @@ from django.utils.safestring import SafeString, mark_safe
 from etl.models import DriftEvent, FieldMapping
 from etl.services.drift import drift_accept, drift_reject
 from etl.tasks import replay_drift
-from kasparro.core.admin_utils import NotAddedHereMixin, pretty_json
+from kasparro.core.admin_utils import NotAddedHereMixin, pretty_json, status_column
 from kasparro.core.errors import ApplicationError
 from runs.admin import run_link, run_page_section
 from runs.models import Run
@@ -31,12 +31,12 @@ class DriftEventAdmin(NotAddedHereMixin, admin.ModelAdmin):
     list_display = [
         "last_seen",
         "source",
-        "severity",
+        status_column("severity"),
         "kind",
         "fingerprint",
         "confidence",
         "suggestion",
-        "status",
+        status_column("status"),
         "occurrences",
     ]
     list_filter = ["status", "source", "severity", "kind"]

@@ -15,7 +15,7 @@ from django.utils.text import capfirst
 from etl.models import QuarantinedRecord
 from etl.pipeline.replay import quarantine_replay
 from etl.services.quarantine import quarantine_discard
-from kasparro.core.admin_utils import ReadOnlyAdminMixin, pretty_json
+from kasparro.core.admin_utils import ReadOnlyAdminMixin, pretty_json, status_column
 from runs.admin import run_link, run_page_section
 from runs.models import Run
 
@@ -49,7 +49,7 @@ class QuarantinedRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "source",
         "reason_code",
         "reason_short",
-        "status",
+        status_column("status"),
         "occurrences",
         "run_column",
     ]

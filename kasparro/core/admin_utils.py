@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from django.contrib import admin
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 from django.utils.html import format_html
@@ -82,3 +83,44 @@ class ReadOnlyAdminMixin(NotAddedHereMixin):
         return list(
             dict.fromkeys([*(self.fields or ()), *super().get_readonly_fields(request, obj)])
         )
+
+
+# Colours of status words, for badges: green is done well, amber needs a look, red went wrong.
+BADGE_TONES = {
+    "success": "#047857",
+    "accepted": "#047857",
+    "replayed": "#047857",
+    "info": "#1d4ed8",
+    "running": "#1d4ed8",
+    "open": "#b45309",
+    "partial": "#b45309",
+    "warning": "#b45309",
+    "failed": "#b91c1c",
+    "breaking": "#b91c1c",
+    "rejected": "#6b7280",
+    "discarded": "#6b7280",
+    "skipped": "#6b7280",
+}
+
+
+def badge(value: str, label: str | None = None) -> SafeString:
+    """A status as a coloured pill (grey for a word without a tone)."""
+    return format_html(
+        '<span class="kasparro-badge" style="display:inline-block;padding:0 .5em;'
+        'border-radius:1em;color:#fff;font-weight:600;font-size:.85em;background:{}">{}</span>',
+        BADGE_TONES.get(value, "#6b7280"),
+        label or value,
+    )
+
+
+def status_column(field: str, description: str | None = None):
+    """A changelist column showing `field` (a choice) as a badge, sortable by it."""
+
+    @admin.display(description=description or field.replace("_", " "), ordering=field)
+    def column(obj) -> SafeString:
+        value = getattr(obj, field)
+        display = getattr(obj, f"get_{field}_display", None)
+        return badge(value, display() if display else value)
+
+    column.__name__ = f"{field}_badge"
+    return column

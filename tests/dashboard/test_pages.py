@@ -215,3 +215,38 @@ def test_the_asset_pages_csv_link_downloads_the_shown_history(client, loaded):
     lines = b"".join(download.streaming_content).decode().strip().splitlines()
     assert download["Content-Type"] == "text/csv; charset=utf-8"
     assert len(lines) - 1 == response.context["chart"]["points"]
+
+
+# --- admin that reads well -----------------------------------------------------------------------
+
+
+def test_admin_shows_numbers_as_people_read_them_with_the_exact_value_on_hover(admin_client):
+    market(3)
+    html = admin_client.get("/admin/crypto/latestquote/").content.decode()
+    assert '<span title="1,000,000,000,000" style="white-space:nowrap;color:inherit">$1.00T' in html
+    assert "$35.0B" in html and "$100.00" in html
+    assert 'color:#b91c1c">-1.50%' in html and 'color:#047857">+2.25%' in html
+    assert "1000000000000.000000" not in html
+
+
+def test_admin_status_columns_are_badges(admin_client):
+    RunFactory(status=Run.Status.FAILED)
+    html = admin_client.get("/admin/runs/run/").content.decode()
+    assert 'class="kasparro-badge"' in html and 'background:#b91c1c">Failed<' in html
+
+
+def test_admin_asset_page_has_the_price_chart_and_quiet_inlines(admin_client, loaded):
+    asset = Asset.objects.get(slug="bitcoin")
+    response = admin_client.get(f"/admin/crypto/asset/{asset.pk}/change/")
+    html = response.content.decode()
+    assert set(response.context["chart"]["series"]) == {"coingecko", "csv"}
+    assert 'id="price-chart"' in html and "vendor/plotly.min.js" in html
+    assert "dashboard/admin.css" in html  # hides the inline rows' object labels
+    assert "$87,645.00" in html
+
+
+def test_admin_runs_list_has_a_runs_chart(admin_client):
+    RunFactory.create_batch(3)
+    response = admin_client.get("/admin/runs/run/")
+    assert len(response.context["timeline"]) == 3
+    assert 'id="runs-chart"' in response.content.decode()
