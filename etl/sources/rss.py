@@ -41,6 +41,17 @@ def normalize_link(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, urlencode(query), ""))
 
 
+def strip_tracking(url: str) -> str:
+    """The link as stored and shown: the same URL without tracking parameters (`utm_*`,
+    `fbclid`, `gclid`, …); case, path and fragment kept."""
+    parts = urlsplit(url.strip())
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = [(k, v) for k, v in pairs if not k.lower().startswith(_TRACKING_PARAMS)]
+    if len(query) == len(pairs):
+        return url.strip()
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def strip_html(text: str) -> str:
     return " ".join(html.unescape(_TAGS.sub(" ", text)).split())
 
@@ -147,6 +158,7 @@ class RssSource(Source):
             raise ItemError("missing_field", "missing 'feed'")
         if link and not link.lower().startswith(("http://", "https://")):
             link = ""
+        link = strip_tracking(link) if link else link
         if not guid:
             if not link:
                 raise ItemError("missing_key", "entry has neither a guid nor a link")

@@ -17,11 +17,15 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+# Settings refuse a short key outside DEBUG: a fresh random one per benchmark run.
+BENCH_SECRET_KEY = secrets.token_urlsafe(50)
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -31,7 +35,7 @@ from tests.support import gunicorn  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/kasparro_bench"
 BENCH_ENV = {
-    "SECRET_KEY": "benchmark-only",
+    "SECRET_KEY": BENCH_SECRET_KEY,
     "LOG_LEVEL": "WARNING",
     "API_RATE_PER_ADDRESS": "100000000/s",
     "API_RATE_PER_KEY": "100000000/s",

@@ -20,11 +20,15 @@ import datetime as dt
 import json
 import os
 import resource
+import secrets
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+# Settings refuse a short key outside DEBUG: a fresh random one per benchmark run.
+BENCH_SECRET_KEY = secrets.token_urlsafe(50)
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -55,7 +59,7 @@ def peak_rss_mb() -> float:
 def django_setup(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    os.environ.setdefault("SECRET_KEY", "benchmark-only")
+    os.environ.setdefault("SECRET_KEY", BENCH_SECRET_KEY)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kasparro.settings")
     import django
 
@@ -131,7 +135,7 @@ def reset_database(url: str) -> None:
     with psycopg.connect(admin, autocommit=True) as db:
         db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         db.execute(f'CREATE DATABASE "{name}"')
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "benchmark-only"}
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": BENCH_SECRET_KEY}
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from etl.exceptions import EtlError, ItemError
-from etl.sources.rss import RssSource, normalize_link, strip_html
+from etl.sources.rss import RssSource, normalize_link, strip_html, strip_tracking
 
 RSS_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "rss"
 FEED_URL = "https://feeds.example.com/news.rss"
@@ -159,7 +159,7 @@ def test_atom_entries_give_guid_link_author_summary_and_date(source):
 
     assert solana.guid == "urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a"
     assert solana.title == "Solana ETF inflows hit a record"
-    assert solana.url == "https://news.example.org/2025/12/solana-etf?utm_medium=feed"
+    assert solana.url == "https://news.example.org/2025/12/solana-etf"  # stored without tracking
     assert solana.author == "Jane Doe"
     assert solana.summary == "Inflows into SOL funds"
     assert solana.published_at == dt.datetime(2025, 12, 12, 16, 0, tzinfo=dt.UTC)
@@ -180,7 +180,7 @@ def test_an_entry_without_guid_is_keyed_by_its_normalized_link(source):
     )
 
     assert article.guid == "https://example.com/post/1?id=7"
-    assert article.url == "https://Example.COM/post/1/?utm_source=rss&id=7#top"
+    assert article.url == "https://Example.COM/post/1/?id=7#top"  # only the tracking is gone
 
 
 def test_the_same_link_with_other_tracking_params_is_the_same_guid(source):
@@ -323,3 +323,26 @@ def test_entity_expansion_bombs_neither_hang_nor_expand(source, body):
     assert elapsed < 5
     for item in items:
         assert len(item["title"]) + len(item["summary"]) < 100_000
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://example.com/a?utm_source=rss&utm_medium=feed", "https://example.com/a"),
+        ("https://Example.com/A/?id=3&fbclid=x#c", "https://Example.com/A/?id=3#c"),
+        ("https://example.com/a?gclid=1&p=9", "https://example.com/a?p=9"),
+        ("https://example.com/a?id=3", "https://example.com/a?id=3"),
+        ("https://example.com/a?q=a%20b&utm_x=1", "https://example.com/a?q=a+b"),
+    ],
+)
+def test_stored_links_lose_their_tracking_parameters_and_nothing_else(url, expected):
+    assert strip_tracking(url) == expected
+
+
+def test_article_links_from_the_real_feeds_carry_no_tracking(source):
+    links = [
+        a.url
+        for name in ("cointelegraph.rss", "coindesk.rss", "decrypt.rss")
+        for a in articles(source, (RSS_FIXTURES / name).read_bytes())
+    ]
+    assert links and not [link for link in links if "utm_" in link]
