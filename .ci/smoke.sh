@@ -69,6 +69,14 @@ quotes=${line%% *}
 
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$WEB_PORT/admin/login/")
 [ "$code" = 200 ] || fail "admin login page answered $code"
-code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$WEB_PORT/")
-[ "$code" = 200 ] || fail "home page answered $code"
+curl -fsS "http://127.0.0.1:$WEB_PORT/" >"$tmp/home.html" || fail "the markets page failed"
+grep -q 'href="/coins/bitcoin/"' "$tmp/home.html" || fail "the markets page lists no bitcoin"
+for page in /coins/bitcoin/ /articles/ /pipeline/ /static/vendor/plotly.min.js \
+    /static/django_htmx/htmx-2.min.js /static/dashboard/favicon.svg; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$WEB_PORT$page")
+  [ "$code" = 200 ] || fail "$page answered $code"
+done
+# People read the terminal: console log lines, not JSON, and no whitenoise warning.
+grep -q '^{"ts"' "$tmp/run.log" && fail "make run printed JSON log lines"
+grep -q "No directory at" "$tmp/run.log" && fail "make run warned of a missing static directory"
 echo "smoke OK"

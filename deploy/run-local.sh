@@ -9,6 +9,8 @@ BIN=.venv/bin
 PORT="${PORT:-8000}"
 STATE="${KASPARRO_STATE_DIR:-$PWD/.state}"
 export KASPARRO_STATE_DIR="$STATE"
+# A person reads this terminal: console log lines (deployed processes keep JSON).
+export LOG_FORMAT="${LOG_FORMAT:-console}"
 mkdir -p "$STATE/broker/queue" "$STATE/broker/processed" "$STATE/logs"
 
 $BIN/python manage.py migrate --noinput -v 0
