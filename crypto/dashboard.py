@@ -75,7 +75,8 @@ def _sparklines(quotes: dict[int, list[LatestQuote]]) -> dict[int, list[float]]:
     which = Q()
     for asset_id, found in quotes.items():
         start = max(q.observed_at for q in found) - dt.timedelta(days=SPARKLINE_DAYS)
-        which |= Q(asset_id=asset_id, observed_at__gt=start)
+        for quote in found:  # (asset, source, time): a range of the series' unique index
+            which |= Q(asset_id=asset_id, source=quote.source, observed_at__gt=start)
     rows = (
         Quote.objects.filter(which)
         .annotate(hour=TruncHour("observed_at"))
