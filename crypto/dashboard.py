@@ -8,8 +8,9 @@ import dataclasses
 import datetime as dt
 from collections import defaultdict
 
-from django.db.models import Avg, F, Max, Min, Q, QuerySet
-from django.db.models.functions import TruncHour
+from django.core.cache import cache
+from django.db.models import Avg, F, FloatField, Max, Min, Q, QuerySet
+from django.db.models.functions import Cast, TruncHour
 
 from crypto.models import Article, Asset, LatestQuote, Quote
 from crypto.selectors import asset_history
@@ -67,11 +68,36 @@ def market_rows(assets: list[Asset]) -> list[MarketRow]:
     ]
 
 
+SPARKLINE_POINTS = 60  # a 120-pixel line shows no more
+# A backfill of older hours (no newer quote) shows within the hour.
+SPARKLINE_CACHE_SECONDS = 3600
+
+
 def _sparklines(quotes: dict[int, list[LatestQuote]]) -> dict[int, list[float]]:
-    """Hourly mean prices (every market source) over the week before each asset's newest quote:
-    one query, an index range per asset."""
+    """Hourly mean prices (every market source) over the week before each asset's newest
+    quote, thinned to SPARKLINE_POINTS. Cached under the asset's newest quote times, so a new
+    quote is a new key (never a stale line); the misses cost one query, an index range per
+    (asset, source) of the series' unique index."""
     if not quotes:
         return {}
+    keys = {
+        asset_id: f"spark:{asset_id}:"
+        + ",".join(sorted(f"{q.source}@{q.observed_at.timestamp()}" for q in found))
+        for asset_id, found in quotes.items()
+    }
+    cached = cache.get_many(list(keys.values()))
+    lines = {a: cached[k] for a, k in keys.items() if k in cached}
+    missing = {a: found for a, found in quotes.items() if a not in lines}
+    if missing:
+        fresh = _sparklines_read(missing)
+        lines.update(fresh)
+        cache.set_many(
+            {keys[a]: fresh.get(a, []) for a in missing}, timeout=SPARKLINE_CACHE_SECONDS
+        )
+    return lines
+
+
+def _sparklines_read(quotes: dict[int, list[LatestQuote]]) -> dict[int, list[float]]:
     which = Q()
     for asset_id, found in quotes.items():
         start = max(q.observed_at for q in found) - dt.timedelta(days=SPARKLINE_DAYS)
@@ -81,14 +107,25 @@ def _sparklines(quotes: dict[int, list[LatestQuote]]) -> dict[int, list[float]]:
         Quote.objects.filter(which)
         .annotate(hour=TruncHour("observed_at"))
         .values("asset_id", "hour")
-        .annotate(price=Avg("price_usd"))
+        .annotate(price=Cast(Avg("price_usd"), FloatField()))  # a float off the wire
         .order_by("asset_id", "hour")
+        # Grouped by hour, ordered by it, but not selected: converting thousands of bucket
+        # times back to aware datetimes cost more than the query.
+        .values_list("asset_id", "price")
     )
     lines: dict[int, list[float]] = defaultdict(list)
-    for row in rows:
-        if row["price"] is not None:
-            lines[row["asset_id"]].append(float(row["price"]))
-    return lines
+    for asset_id, price in rows:
+        if price is not None:
+            lines[asset_id].append(price)
+    return {asset_id: _thin(points) for asset_id, points in lines.items()}
+
+
+def _thin(points: list[float]) -> list[float]:
+    """At most SPARKLINE_POINTS, evenly spread, the first and last kept."""
+    if len(points) <= SPARKLINE_POINTS:
+        return points
+    step = (len(points) - 1) / (SPARKLINE_POINTS - 1)
+    return [points[round(i * step)] for i in range(SPARKLINE_POINTS)]
 
 
 @dataclasses.dataclass

@@ -59,9 +59,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quotes", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--reuse", action="store_true", help="keep the database of a last run")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL", DEFAULT_URL)
-    build(url, args.quotes)
+    if not args.reuse:
+        build(url, args.quotes)
     with gunicorn(env_for(url), workers=2) as base:
         results = {page: timed(base + page, args.requests) for page in PAGES}
     print(f"| page ({args.quotes:,} quotes) | p50 | p95 | max |")

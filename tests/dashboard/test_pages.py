@@ -110,6 +110,7 @@ def test_a_sparkline_draws_the_hourly_prices_of_the_week(client):
     html = client.get("/").content.decode()
     lines = re.findall(r'<polyline fill="none" points="([^"]+)"', html)
     assert [len(points.split()) for points in lines] == [30, 30]
+    assert client.get("/").content.decode() == html  # the second time from the cache
     # Prices rise towards the past in market(): the newest point is the lowest, drawn lowest.
     assert 'class="spark down"' in html
 
@@ -250,3 +251,22 @@ def test_admin_runs_list_has_a_runs_chart(admin_client):
     response = admin_client.get("/admin/runs/run/")
     assert len(response.context["timeline"]) == 3
     assert 'id="runs-chart"' in response.content.decode()
+
+
+def test_a_weeks_sparkline_is_thinned_to_60_points_and_a_new_quote_redraws_it(client):
+    [asset] = market(1, hours=24 * 8)
+    first = re.findall(r'points="([^"]+)"', client.get("/").content.decode())
+    assert [len(p.split()) for p in first] == [60]
+    latest = LatestQuote.objects.get(asset=asset)
+    Quote.objects.create(
+        asset=asset,
+        source="coingecko",
+        observed_at=latest.observed_at + dt.timedelta(hours=1),
+        price_usd=Decimal(1),
+        ingested_at=latest.observed_at,
+    )
+    LatestQuote.objects.filter(pk=latest.pk).update(
+        observed_at=latest.observed_at + dt.timedelta(hours=1), price_usd=Decimal(1)
+    )
+    second = re.findall(r'points="([^"]+)"', client.get("/").content.decode())
+    assert second != first  # the new quote is a new cache key: never a stale line
