@@ -91,3 +91,13 @@ def test_dark_mode_renders(browser, live_server, loaded):
     background = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(17, 24, 39)"
     assert problems(browser) == []
+
+
+@pytest.mark.parametrize("path", ["/", "/coins/bitcoin/", "/articles/", "/pipeline/"])
+def test_pages_fit_a_phone_without_sideways_scrolling(browser, live_server, loaded, path):
+    browser.set_window_size(390, 844)
+    open_page(browser, live_server, path)
+    widths = browser.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert widths[0] <= widths[1], f"{path} is {widths[0]}px wide on a {widths[1]}px screen"
