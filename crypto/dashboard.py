@@ -45,9 +45,13 @@ def market_assets(*, q: str = "", source: str = "") -> QuerySet[Asset]:
     )
 
 
-def market_rows(assets: list[Asset]) -> list[MarketRow]:
-    """The table's rows for a page of assets: two queries (latest quotes, sparklines)."""
-    order = {name: i for i, name in enumerate(source_names(MARKET))}
+def market_rows(assets: list[Asset], *, source: str = "") -> list[MarketRow]:
+    """The table's rows for a page of assets: two queries (latest quotes, sparklines). Each
+    row shows the quote of `source` if given, else of the first source in catalogue order."""
+    names = source_names(MARKET)
+    if source in names:
+        names = [source, *(name for name in names if name != source)]
+    order = {name: i for i, name in enumerate(names)}
     quotes: dict[int, list[LatestQuote]] = defaultdict(list)
     for quote in LatestQuote.objects.filter(asset__in=assets):
         quotes[quote.asset_id].append(quote)

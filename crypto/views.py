@@ -46,7 +46,7 @@ def markets(request):
         "source": source,
         "sources": source_names(MARKET),
         "page": page,
-        "rows": market_rows(list(page.object_list)),
+        "rows": market_rows(list(page.object_list), source=source),
     }
     if getattr(request, "htmx", False) and request.htmx.target == "markets":
         return render(request, "dashboard/_markets_table.html", context)

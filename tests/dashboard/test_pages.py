@@ -86,6 +86,7 @@ def test_markets_search_and_source_filter_narrow_the_table(client, loaded):
     rows = csv_only.split("<tbody>")[1].split("</tbody>")[0].split("<tr>")[1:]
     assert rows and all('<span class="chip">csv</span>' in row for row in rows)
     assert 'value="csv" selected' in csv_only
+    assert "$87,000.00" in csv_only.split("Bitcoin</strong>")[1]  # bitcoin's CSV price shown
 
 
 def test_live_search_answers_the_table_alone(client, loaded):
