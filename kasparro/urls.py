@@ -1,7 +1,9 @@
 """URL configuration: the REST API at the root (the original service's paths), admin, docs."""
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import path, register_converter
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from crypto import views as crypto_views
@@ -27,12 +29,25 @@ class KeyConverter:
 
 register_converter(KeyConverter, "key")
 
+
+class FaviconView(RedirectView):
+    """/favicon.ico, which browsers ask every site for, to the dashboard's icon (its static
+    URL resolved per request, so a missing manifest entry never breaks the URLconf)."""
+
+    permanent = True
+
+    def get_redirect_url(self, *args, **kwargs) -> str:
+        return static("dashboard/favicon.svg")
+
+
 urlpatterns = [
     # The dashboard, for people (paths outside the JSON API's).
     path("", crypto_views.markets, name="home"),
     path("coins/<key:slug>/", crypto_views.asset_page, name="coin"),
     path("articles/", crypto_views.articles, name="articles"),
     path("pipeline/", runs_views.pipeline, name="pipeline"),
+    # Browsers ask every page's site for /favicon.ico (admin, API docs): the dashboard's icon.
+    path("favicon.ico", FaviconView.as_view(), name="favicon"),
     # The JSON API.
     path("health", HealthApi.as_view(), name="health"),
     path("metrics", metrics_view, name="metrics"),

@@ -101,3 +101,27 @@ def test_pages_fit_a_phone_without_sideways_scrolling(browser, live_server, load
         "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
     )
     assert widths[0] <= widths[1], f"{path} is {widths[0]}px wide on a {widths[1]}px screen"
+
+
+def test_admin_charts_render_without_console_errors(browser, live_server, loaded, admin_user):
+    from django.conf import settings as django_settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from crypto.models import Asset
+
+    session = SessionStore()
+    session[SESSION_KEY] = str(admin_user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = admin_user.get_session_auth_hash()
+    session.save()
+    open_page(browser, live_server, "/admin/login/")
+    browser.add_cookie(
+        {"name": django_settings.SESSION_COOKIE_NAME, "value": session.session_key, "path": "/"}
+    )
+    asset = Asset.objects.get(slug="bitcoin")
+    open_page(browser, live_server, f"/admin/crypto/asset/{asset.pk}/change/")
+    assert chart_points(browser) > 0
+    open_page(browser, live_server, "/admin/runs/run/")
+    assert chart_points(browser, "#runs-chart") == 3
+    assert problems(browser) == []

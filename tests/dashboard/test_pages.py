@@ -271,3 +271,9 @@ def test_a_weeks_sparkline_is_thinned_to_60_points_and_a_new_quote_redraws_it(cl
     )
     second = re.findall(r'points="([^"]+)"', client.get("/").content.decode())
     assert second != first  # the new quote is a new cache key: never a stale line
+
+
+def test_favicon_ico_leads_to_the_icon(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("dashboard/favicon.svg")
+    assert client.get(response["Location"]).status_code == 200
