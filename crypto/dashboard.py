@@ -160,7 +160,8 @@ def freshness() -> list[Freshness]:
 def chart_series(*, asset: Asset, span: str, interval: str) -> dict:
     """The asset's history for its chart, one series per source, oldest first. The range ends
     at the asset's newest quote (sample data may be old), not at the wall clock."""
-    newest = Quote.objects.filter(asset=asset).aggregate(last=Max("observed_at"))["last"]
+    # The newest quote per source is kept in LatestQuote: no walk over the asset's series.
+    newest = LatestQuote.objects.filter(asset=asset).aggregate(last=Max("observed_at"))["last"]
     start = newest - RANGES[span] if newest and span in RANGES else None
     points = asset_history(
         asset=asset, source=None, start=start, end=None, interval=interval, limit=CHART_POINTS
