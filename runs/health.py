@@ -6,6 +6,8 @@ schedule intervals) -> degraded (200, so a load balancer keeps serving reads). E
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -46,19 +48,33 @@ def broker_ok() -> bool:
         return False
 
 
-def schedule_intervals() -> dict[str, float]:
-    """Seconds between scheduled runs per source, from the beat schedule operators edit."""
+@dataclasses.dataclass
+class SourceSchedule:
+    interval_seconds: float  # between scheduled runs (the shipped default if none is enabled)
+    next_run: dt.datetime | None  # when beat next starts it; None when not scheduled
+
+
+def source_schedules() -> dict[str, SourceSchedule]:
+    """Each source's beat schedule, as operators edit it: one query."""
     from django_celery_beat.models import PeriodicTask
 
     default = settings.ETL_SCHEDULE_MINUTES * 60.0
     names = {schedule_name(s): s for s in source_names()}
-    intervals = {s: default for s in source_names()}
+    schedules = {s: SourceSchedule(default, None) for s in source_names()}
     for task in PeriodicTask.objects.filter(name__in=names, enabled=True).select_related(
         "interval"
     ):
         if task.interval is not None:
-            intervals[names[task.name]] = task.interval.schedule.run_every.total_seconds()
-    return intervals
+            every = task.interval.schedule.run_every
+            schedules[names[task.name]] = SourceSchedule(
+                every.total_seconds(), (task.last_run_at or timezone.now()) + every
+            )
+    return schedules
+
+
+def schedule_intervals() -> dict[str, float]:
+    """Seconds between scheduled runs per source."""
+    return {source: s.interval_seconds for source, s in source_schedules().items()}
 
 
 class HealthComponentSerializer(serializers.Serializer):
