@@ -94,6 +94,7 @@ def test_bootstrap_prints_working_credentials(client):
     out = command("bootstrap", "--port", "8000")
     password = out.split("password: ")[1].split()[0]
     raw = out.split("API key   ")[1].split()[0]
+    assert "Dashboard http://127.0.0.1:8000/\n" in out
     assert client.login(username="admin", password=password)
     assert apikey_verify(raw_key=raw) is not None
     # Running it again issues a new key and retires the old one.

@@ -48,6 +48,7 @@ class Command(BaseCommand):
                 [
                     "",
                     "=" * 72,
+                    f"  Dashboard {base}/",
                     f"  Admin     {base}/admin/",
                     f"            user: {username}   password: {password}",
                     f"  API key   {raw_key}",
