@@ -13,9 +13,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from crypto.models import Asset, LatestQuote, Quote
+from crypto.models import ArticleAsset, Asset, LatestQuote, Quote
 from runs.models import Run
-from tests.factories import RunFactory
+from tests.factories import ArticleFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -242,6 +242,38 @@ def test_news_newest_first_with_asset_chips_and_filters(client, loaded):
     assert 'href="/coins/bitcoin/"' in about
     none = client.get("/articles/", {"q": "zzzz-nothing"}).content.decode()
     assert "No article matches" in none
+
+
+def news_about(assets: list[Asset], articles: int = 30) -> None:
+    """`articles` articles, each mentioning every one of `assets` (at most 5)."""
+    made = ArticleFactory.create_batch(articles)
+    ArticleAsset.objects.bulk_create(
+        ArticleAsset(article=article, asset=asset, matched_by="name")
+        for article in made
+        for asset in assets[:5]
+    )
+
+
+def test_news_costs_the_same_queries_for_10_and_1000_assets(client):
+    news_about(market(10))
+    few, html = queries(client, "/articles/?asset=coin-0001")
+    assert html.count('class="chip"') >= 30
+    few_all, _ = queries(client, "/articles/")
+    Asset.objects.all().delete()
+    news_about(market(1000))
+    many, _ = queries(client, "/articles/?asset=coin-0001")
+    many_all, _ = queries(client, "/articles/")
+    assert (many, many_all) == (few, few_all)
+
+
+def test_asset_page_costs_the_same_queries_for_10_and_1000_assets(client):
+    news_about(market(10))
+    few, html = queries(client, "/coins/coin-0001/")
+    assert "Coin 0001" in html
+    Asset.objects.all().delete()
+    news_about(market(1000))
+    many, _ = queries(client, "/coins/coin-0001/")
+    assert many == few
 
 
 # --- /pipeline/ ----------------------------------------------------------------------------------
