@@ -31,7 +31,7 @@ from crypto.serializers import (
     IdentitySerializer,
     LatestSerializer,
     MarketItemSerializer,
-    PointSerializer,
+    points_representation,
 )
 from kasparro.core.api import (
     ERRORS,
@@ -243,7 +243,7 @@ class AssetHistoryApi(CsvApiView):
                     "slug": asset.slug,
                     "interval": p["interval"],
                     "next": following,
-                    "data": PointSerializer(points, many=True).data,
+                    "data": points_representation(points),
                 }
             )
         if following:

@@ -135,3 +135,26 @@ def test_a_page_costs_the_same_queries_for_a_week_and_for_a_year(client, interva
     Asset.objects.all().delete()
     series(24 * 365)
     assert cost() == short
+
+
+def test_the_fast_representation_equals_the_serializers(client):
+    """Raw and bucketed points of every magnitude, tiny prices included: field for field
+    what PointSerializer gives, rendered to the same JSON."""
+    from rest_framework.renderers import JSONRenderer
+
+    from crypto.selectors import asset_history
+    from crypto.serializers import PointSerializer, points_representation
+
+    asset = series(24 * 3)
+    rng = random.Random(11)
+    for quote in Quote.objects.filter(asset=asset)[:40]:
+        quote.price_usd = Decimal(rng.choice(["0.000007212345678901234567", "87645.5", "1e-17"]))
+        quote.market_cap = None if rng.random() < 0.3 else Decimal("1750000002240.123456789")
+        quote.save()
+    for interval in ("raw", "hour", "day"):
+        points = asset_history(
+            asset=asset, source=None, start=None, end=None, interval=interval, limit=5000
+        )
+        slow = PointSerializer(points, many=True).data
+        fast = points_representation(points)
+        assert JSONRenderer().render(fast) == JSONRenderer().render(slow), interval
