@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable
 
 from django.conf import settings
@@ -144,16 +145,22 @@ def raw_records_prune(
 
 
 def _count_what_would_go(report: PruneReport, expired: QuerySet) -> None:
-    totals = expired.aggregate(n=Count("pk"), size=Sum("payload_size"))
-    report.pages, report.page_bytes = totals["n"] or 0, totals["size"] or 0
-    kept_by_others = RawRecord.objects.filter(body=OuterRef("pk")).exclude(
-        pk__in=expired.values("pk")
+    # Counted in Python over ids: one row per page of thousands of items keeps these lists
+    # short, and the planner need not weigh a subquery inside a subquery per body.
+    pages = list(expired.values_list("payload_size", "body_id"))
+    report.pages = len(pages)
+    report.page_bytes = sum(size for size, _ in pages)
+    going = Counter(body for _, body in pages if body is not None)
+    referenced = dict(
+        RawRecord.objects.filter(body_id__in=list(going))
+        .values_list("body_id")
+        .annotate(n=Count("pk"))
     )
-    going = (
-        RawBody.objects.filter(pk__in=expired.values("body_id")).exclude(Exists(kept_by_others))
-        | _orphan_bodies()
+    gone = [body for body, n in going.items() if referenced.get(body) == n]
+    orphans = list(_orphan_bodies().values_list("pk", flat=True))
+    totals = RawBody.objects.filter(pk__in=gone + orphans).aggregate(
+        n=Count("pk"), size=Sum("size")
     )
-    totals = going.aggregate(n=Count("pk"), size=Sum("size"))
     report.bodies, report.body_bytes = totals["n"] or 0, totals["size"] or 0
 
 

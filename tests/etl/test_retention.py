@@ -187,6 +187,7 @@ def test_pruning_a_files_pages_keeps_the_bodies_a_copy_shares(drop):
     second = run("csv")
     texts = [r.body_text for r in RawRecord.objects.filter(run=first).order_by("pk")]
     age(RawRecord.objects.filter(run=first))
+    assert (raw_records_prune(dry_run=True).pages, raw_records_prune(dry_run=True).bodies) == (3, 0)
 
     assert raw_records_prune().pages == 3
 
