@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import shutil
+import threading
+import time
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -16,6 +18,7 @@ from django_celery_beat.models import PeriodicTask
 from etl.models import DriftEvent, QuarantinedRecord, RawBody, RawRecord, SourcePolicy
 from etl.pipeline.replay import drift_replay, quarantine_replay
 from etl.services.drift import drift_accept
+from etl.services.raw_records import raw_page_prepare
 from etl.services.retention import DEFAULT_BATCH, raw_records_prune
 from etl.services.schedules import PRUNE_NAME, schedules_ensure
 from etl.tasks import prune
@@ -211,3 +214,53 @@ def test_the_beat_runs_the_prune_daily(drop, settings):
     age()
     assert prune.apply().get() == {"pages": 3, "bodies": 1, "kept": 0}
     assert not RawRecord.objects.exists()
+
+
+# --- Beside a running ingestion ------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_prune_passes_by_a_page_an_ingestion_is_storing_again_without_waiting(coingecko):
+    """PostgreSQL: a page transaction re-using an old page holds its row; the prune skips it
+    (no waiting, no lost page) and the page comes out fresh."""
+    from django.db import connection, connections, transaction
+
+    from etl.services.raw_records import raw_record_store
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: nothing to pass by")
+    first = run("coingecko")
+    age()
+    held = RawRecord.objects.order_by("pk").first()
+    storing, release = threading.Event(), threading.Event()
+
+    def page_transaction() -> None:
+        try:
+            with transaction.atomic():
+                raw_record_store(
+                    source="coingecko",
+                    payload=held.payload,
+                    raw=raw_page_prepare(held.payload, None),
+                    item_count=held.item_count,
+                    page_ref=held.page_ref,
+                    run_id=first.id,
+                )
+                storing.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=page_transaction)
+    thread.start()
+    try:
+        assert storing.wait(10)
+        started = time.monotonic()
+        report = raw_records_prune()
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
+        thread.join(30)
+
+    assert report.pages == 1  # the other page
+    assert list(RawRecord.objects.all()) == [held]
+    assert RawRecord.objects.get().last_seen_at > timezone.now() - dt.timedelta(minutes=1)
