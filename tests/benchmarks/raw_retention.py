@@ -113,9 +113,12 @@ def main() -> None:
         ingest(folder, "day2.csv (new rows)")
         sizes("after day2.csv")
 
-        newest = RawRecord.objects.order_by("-fetched_at")[:100]
+        newest = list(RawRecord.objects.select_related("body").order_by("-fetched_at")[:100])
         listed = sum(r.payload_size + (r.body.size if r.body else 0) for r in newest)
-        print(f"admin list (100 pages) would read {mb(listed)} of payloads and bodies")
+        print(
+            f"admin list ({len(newest)} pages, one screen) read {mb(listed)} of payloads and "
+            "bodies before; it reads their sizes now"
+        )
 
         RawRecord.objects.filter(run__in=[first, again]).update(
             last_seen_at=timezone.now() - dt.timedelta(days=40)
