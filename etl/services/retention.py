@@ -178,9 +178,9 @@ def _delete_in_batches(report, expired: QuerySet, batch_size: int, progress) -> 
                 break
             after = batch[-1][0]
             ids = [pk for pk, _, _ in batch]
-            # Replayed or discarded quarantined items lose the link to their page (SET_NULL).
-            QuarantinedRecord.objects.filter(raw_record_id__in=ids).update(raw_record=None)
-            RawRecord.objects.filter(pk__in=ids).only("pk").delete()  # no payload read
+            # Only ids are read. Replayed or discarded quarantined items keep their own copy and
+            # lose the link to the page (SET_NULL); open ones kept it from being expired.
+            RawRecord.objects.filter(pk__in=ids).only("pk").delete()
             report.pages += len(ids)
             report.page_bytes += sum(size for _, size, _ in batch)
             bodies = {body for _, _, body in batch if body is not None}
@@ -205,11 +205,15 @@ def _delete_in_batches(report, expired: QuerySet, batch_size: int, progress) -> 
 
 
 def _delete_bodies(report: PruneReport, orphans: QuerySet) -> None:
-    locked = list(orphans.select_for_update(skip_locked=True).values_list("pk", "size"))
-    if locked:
-        RawBody.objects.filter(pk__in=[pk for pk, _ in locked]).only("pk").delete()
-        report.bodies += len(locked)
-        report.body_bytes += sum(size for _, size in locked)
+    locked = list(orphans.select_for_update(skip_locked=True).values_list("pk", flat=True))
+    if not locked:
+        return
+    # Asked again now that they are ours: a page that took one of them and committed between
+    # the first look and the lock is seen by this new statement (PostgreSQL, read committed).
+    gone = list(_orphan_bodies().filter(pk__in=locked).values_list("pk", "size"))
+    RawBody.objects.filter(pk__in=[pk for pk, _ in gone]).only("pk").delete()
+    report.bodies += len(gone)
+    report.body_bytes += sum(size for _, size in gone)
 
 
 def _vacuum() -> None:

@@ -264,3 +264,57 @@ def test_prune_passes_by_a_page_an_ingestion_is_storing_again_without_waiting(co
     assert report.pages == 1  # the other page
     assert list(RawRecord.objects.all()) == [held]
     assert RawRecord.objects.get().last_seen_at > timezone.now() - dt.timedelta(minutes=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_prune_keeps_a_body_an_ingestion_is_sharing_right_now(coingecko, empty_csv_drop):
+    """PostgreSQL: the last page of a body goes while a page transaction is storing another
+    page with the same text; the prune leaves the body (locked) and the new page keeps it."""
+    from django.db import connection, connections, transaction
+
+    from etl.services.raw_records import raw_record_store
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: nothing to pass by")
+    run("coingecko")
+    (empty_csv_drop / "a.csv").write_text(prices(range(2)))
+    first = run("csv")
+    old = RawRecord.objects.select_related("body").get(run=first)
+    age()
+    storing, release = threading.Event(), threading.Event()
+    payload = {**old.payload, "file": "b.csv"}
+
+    def page_transaction() -> None:
+        try:
+            with transaction.atomic():
+                raw_record_store(
+                    source="csv",
+                    payload=payload,
+                    raw=raw_page_prepare(payload, old.body_text),
+                    item_count=old.item_count,
+                    page_ref="b.csv rows 1-4",
+                    run_id=first.id,
+                )
+                storing.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=page_transaction)
+    thread.start()
+    try:
+        assert storing.wait(10)
+        started = time.monotonic()
+        report = raw_records_prune()
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
+        thread.join(30)
+
+    assert (report.pages, report.bodies) == (3, 0)  # a.csv's page and CoinGecko's two
+    kept = RawRecord.objects.select_related("body").get()
+    assert (kept.page_ref, kept.body_id, kept.body_text) == (
+        "b.csv rows 1-4",
+        old.body_id,
+        old.body_text,
+    )
