@@ -170,14 +170,14 @@ class Command(BaseCommand):
             )
 
 
-def _bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+def _bytes(n: float) -> str:
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KB", "MB"):
         n /= 1024
-    raise AssertionError("unreachable")
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} GB"
 
 
 def _size(size: TableSize) -> str:
@@ -188,7 +188,7 @@ def _size(size: TableSize) -> str:
 def prune_summary(report: PruneReport) -> list[str]:
     """What `etl prune` prints: what went (or would), what was kept, sizes before and after."""
     if report.cutoff is None:
-        lines = ["retention is off (ETL_RAW_RETENTION_DAYS=0): nothing deleted"]
+        lines = ["retention is off (0 days): nothing deleted"]
     else:
         verb = "would delete" if report.dry_run else "deleted"
         lines = [
@@ -198,7 +198,7 @@ def prune_summary(report: PruneReport) -> list[str]:
             f"{report.bodies} page body(ies) ({_bytes(report.body_bytes)})"
             + ("" if report.dry_run else f" in {report.batches} batch(es)"),
             f"  kept: {report.kept_for_replay} older page(s) a replay still needs "
-            "(open drift events, open quarantined items)",
+            "(drift events not replayed yet, open quarantined items)",
         ]
     for table, before in report.before.items():
         after = report.after.get(table, before)
