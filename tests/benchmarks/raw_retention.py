@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import gc
 import io
+import os
 import shutil
 import sys
 import tempfile
@@ -43,11 +44,11 @@ def mb(n: int | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--url", default=DEFAULT_URL)
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
-    reset_database(args.url)
-    django_setup(args.url)
+    url = os.environ.get("DATABASE_URL", DEFAULT_URL)
+    reset_database(url)
+    django_setup(url)
 
     from django.core.management import call_command, get_commands, load_command_class
     from django.db.models import Sum
