@@ -7,23 +7,55 @@ import zlib
 from django.db import models
 
 
+class RawBody(models.Model):
+    """The bulk text of a page (CSV lines), zlib-compressed, stored once per distinct text.
+
+    Content-addressed so that the same lines dropped again under another file name cost one
+    more small RawRecord, not their body again (+22.5 MB per 1M CSV rows before). Deleted by
+    the prune once no RawRecord refers to it (etl/services/retention.py).
+    """
+
+    digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the text.")
+    data = models.BinaryField()
+    size = models.PositiveIntegerField(help_text="Compressed bytes.")
+
+    def __str__(self) -> str:
+        return f"body {self.digest[:12]} ({self.size} B)"
+
+    @property
+    def text(self) -> str:
+        return zlib.decompress(bytes(self.data)).decode()
+
+
 class RawRecord(models.Model):
     """One fetched page exactly as the source produced it, stored once per distinct content.
 
     Pages, not items, are the unit: a page is what one transaction commits, and what a replay
-    re-processes without calling upstream.
+    re-processes without calling upstream. Kept `ETL_RAW_RETENTION_DAYS` after it was last
+    fetched, unless a replay still needs it.
     """
 
     source = models.CharField(max_length=50)
     content_hash = models.CharField(max_length=64)
     payload = models.JSONField(help_text="The page's items, or metadata when it has a body.")
-    body = models.BinaryField(
-        null=True, blank=True, help_text="Bulk text of the page (CSV lines), zlib-compressed."
+    body = models.ForeignKey(
+        RawBody,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="pages",
+        help_text="Bulk text of the page (CSV lines), shared by pages with the same text.",
+    )
+    payload_size = models.PositiveIntegerField(
+        default=0, help_text="Bytes of the payload as JSON (its body counts in RawBody.size)."
     )
     item_count = models.PositiveIntegerField()
     page_ref = models.CharField(max_length=500, blank=True, help_text="Page, feed or file span.")
     run = models.ForeignKey("runs.Run", on_delete=models.PROTECT, related_name="raw_records")
     fetched_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(
+        help_text="When a run last fetched this content; retention counts from here."
+    )
 
     class Meta:
         constraints = [
@@ -31,14 +63,17 @@ class RawRecord(models.Model):
                 fields=["source", "content_hash"], name="rawrecord_source_hash_uniq"
             )
         ]
-        indexes = [models.Index(fields=["run"], name="rawrecord_run_idx")]
+        indexes = [
+            models.Index(fields=["run"], name="rawrecord_run_idx"),
+            models.Index(fields=["last_seen_at"], name="rawrecord_seen_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.source} {self.page_ref} {self.content_hash[:12]}"
 
     @property
     def body_text(self) -> str | None:
-        return None if self.body is None else zlib.decompress(bytes(self.body)).decode()
+        return None if self.body is None else self.body.text
 
 
 class Checkpoint(models.Model):

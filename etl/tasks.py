@@ -19,7 +19,8 @@ from django.utils import timezone
 from etl.pipeline.replay import drift_replay
 from etl.pipeline.run import ingest_run
 from etl.services.reaper import runs_reap
-from etl.services.schedules import REAPER_NAME
+from etl.services.retention import raw_records_prune
+from etl.services.schedules import PRUNE_NAME, REAPER_NAME
 from etl.tuning import tune_for_throughput
 from kasparro.core.catalogue import INGEST_TASK
 from runs.models import Run
@@ -81,6 +82,23 @@ def ingest(self, source: str, trigger: str = "beat", parent_run_id: str | None =
 def reap() -> int:
     """Fail runs whose process died and queue their recovery; queue orphaned retries."""
     return len(runs_reap())
+
+
+@shared_task(name=PRUNE_NAME)
+def prune() -> dict:
+    """Delete expired raw pages that no replay needs, in batches (etl.services.retention).
+    Stopped by its time limit, it has kept every batch it committed; the next one goes on."""
+    report = raw_records_prune()
+    logger.info(
+        "raw pages pruned",
+        extra={
+            "pages": report.pages,
+            "bodies": report.bodies,
+            "bytes": report.page_bytes + report.body_bytes,
+            "kept_for_replay": report.kept_for_replay,
+        },
+    )
+    return {"pages": report.pages, "bodies": report.bodies, "kept": report.kept_for_replay}
 
 
 @shared_task(name="etl.replay_drift", acks_late=True, reject_on_worker_lost=True)

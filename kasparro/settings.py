@@ -339,6 +339,9 @@ ETL_READ_AHEAD_PAGES = env.int("ETL_READ_AHEAD_PAGES", default=1)
 ETL_FAULTS = env("ETL_FAULTS", default="")
 ETL_FAULTS_ALLOWED = env.bool("ETL_FAULTS_ALLOWED", default=DEBUG or TESTING)
 ETL_FUZZY_MIN_SCORE = env.int("ETL_FUZZY_MIN_SCORE", default=88)
+# Raw pages are deleted this many days after a run last fetched them, unless a replay still
+# needs them (etl/services/retention.py); 0 keeps them forever. Daily by beat and `etl prune`.
+ETL_RAW_RETENTION_DAYS = env.int("ETL_RAW_RETENTION_DAYS", default=30)
 # Schema drift policy per source (evolve | freeze | pause), e.g. "csv=freeze,rss=pause";
 # editable in admin afterwards (Source policies).
 # Sources by name or alias, any case; a source no catalogue line names, a policy that does not

@@ -213,6 +213,7 @@ class RawRecordFactory(Factory):
     page_ref = "page 1"
     run = factory.SubFactory(RunFactory)
     fetched_at = BASE
+    last_seen_at = factory.SelfAttribute("fetched_at")
 
 
 class QuarantinedRecordFactory(Factory):

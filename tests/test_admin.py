@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import zlib
 
 import pytest
 from django.contrib import admin
@@ -13,13 +14,14 @@ from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import connection
+from django.template.defaultfilters import filesizeformat
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from crypto.admin import QuoteAdmin
 from crypto.models import Article, Asset
-from etl.models import Checkpoint, QuarantinedRecord, SourceLease
+from etl.models import Checkpoint, QuarantinedRecord, RawBody, RawRecord, SourceLease
 from kasparro.core.admin_utils import BoundedCountPaginator
 from runs.models import Run
 from tests.factories import (
@@ -33,6 +35,7 @@ from tests.factories import (
     LatestQuoteFactory,
     QuarantinedRecordFactory,
     QuoteFactory,
+    RawRecordFactory,
     RunFactory,
     SourceAssetFactory,
 )
@@ -378,6 +381,22 @@ def test_quarantine_page_shows_the_item_pretty_printed(su_client):
     record = QuarantinedRecordFactory(payload=QuarantinedRecord.wrap(["btc", "<x>"]))
     page = su_client.get(admin_url(QuarantinedRecord, "change", record.pk)).content.decode()
     assert "[\n  &quot;btc&quot;,\n  &quot;&lt;x&gt;&quot;\n]" in page
+
+
+def test_raw_page_list_reads_no_payload_nor_body_and_shows_sizes(su_client):
+    """The list read every page's payload and body: 19 MB for 100 CSV pages."""
+    data = zlib.compress(bytes(range(256)) * 4000)
+    body = RawBody.objects.create(digest="d" * 64, data=data, size=len(data))
+    RawRecordFactory.create_batch(3, body=body, payload_size=150)
+    RawRecordFactory(payload_size=2048)
+
+    response, queries = get_counting(su_client, admin_url(RawRecord, "changelist"))
+
+    assert any('"etl_rawbody"."size"' in q for q in queries)  # the list's one query
+    assert all('"etl_rawrecord"."payload"' not in q for q in queries)
+    assert all('"etl_rawbody"."data"' not in q for q in queries)
+    page = response.content.decode()
+    assert filesizeformat(150 + len(data)) in page and filesizeformat(2048) in page
 
 
 # --- Quotes: filters, date drill-down and the bounded count --------------------------------------

@@ -59,12 +59,11 @@ def process_page(ctx: PageContext, prepared: PreparedPage) -> PageOutcome:
     """Write one prepared page in the caller's transaction; the claim proved last."""
     name, run_id, page = ctx.source, ctx.run_id, prepared.page
     raw_id = prepared.raw_record_id
-    if page is not None and page.items and run_id is not None:
+    if page is not None and prepared.raw is not None and run_id is not None:
         raw_id = raw_record_store(
             source=name,
             payload=page.payload,
-            digest=prepared.raw_hash,
-            body=prepared.raw_body,
+            raw=prepared.raw,
             item_count=len(page.items),
             page_ref=page.ref,
             run_id=run_id,

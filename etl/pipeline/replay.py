@@ -78,7 +78,12 @@ def _replay_pages(source, claim: SourceClaim, run_ids: list, raw_ids: set, paren
         loader = loader_class(source)
         ctx = PageContext(name, loader(source=name), run.id, claim)
         with log_context(run_id=str(run.id), source=name):
-            for raw in RawRecord.objects.filter(pk__in=raw_ids).order_by("pk").iterator():
+            for raw in (
+                RawRecord.objects.filter(pk__in=raw_ids)
+                .select_related("body")
+                .order_by("pk")
+                .iterator()
+            ):
                 items = source.items_from_raw(raw.payload, raw.body_text)
                 prepared = transform_items(source, loader, items, drift)
                 prepared.triage = None  # drift was recorded when the page was first fetched

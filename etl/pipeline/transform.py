@@ -6,7 +6,6 @@ Identity resolution needs the database and happens in the quote loader."""
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from etl.models import SourcePolicy
 from etl.pipeline.load import Loader
 from etl.pipeline.load.base import Bad, Good
 from etl.services.drift import DriftContext, Triage
-from etl.services.raw_records import content_hash
+from etl.services.raw_records import RawPage, raw_page_prepare
 from etl.sources.base import Page, Source
 
 # The evolve policy applies a suggested mapping by itself from this confidence up.
@@ -38,8 +37,7 @@ class PreparedPage:
     extras: list = dataclasses.field(default_factory=list)  # the loader's pre_load output
     number: int = 0  # page number within the run (fault injection points)
     page: Page | None = None  # the fetched page: its raw payload is kept, its cursor stored
-    raw_hash: str = ""
-    raw_body: bytes | None = None  # zlib-compressed
+    raw: RawPage | None = None  # the fetched page hashed and compressed, to be kept
     raw_record_id: int | None = None  # a replayed page's stored raw record
 
 
@@ -57,9 +55,7 @@ def transform(
             prepared = transform_items(source, loader, page.items, drift)
             prepared.number, prepared.page = number, page
             if page.items:
-                prepared.raw_hash = content_hash(page.payload, page.raw_body)
-                if page.raw_body is not None:
-                    prepared.raw_body = zlib.compress(page.raw_body.encode(), 1)
+                prepared.raw = raw_page_prepare(page.payload, page.raw_body)
             yield prepared
     finally:
         pages.close()

@@ -1,4 +1,5 @@
-"""The hourly beat schedule, one periodic task per source, created idempotently.
+"""The beat schedule, created idempotently: one hourly periodic task per source, the reaper
+every minute, and the raw-page prune once a day.
 
 Existing entries are never overwritten: once created, operators own them in admin.
 """
@@ -13,11 +14,13 @@ from kasparro.core.catalogue import INGEST_TASK, schedule_name, source_names
 
 REAPER_NAME = "etl.reap"
 REAPER_MINUTES = 1  # with the lease, bounds how long a dead run waits for recovery
+PRUNE_NAME = "etl.prune"
+PRUNE_AT = {"minute": "40", "hour": "3"}  # daily, UTC: a quiet hour
 
 
 def schedules_ensure() -> list[str]:
     """Create the missing periodic tasks; return the names created."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
     interval, _ = IntervalSchedule.objects.get_or_create(
         every=settings.ETL_SCHEDULE_MINUTES, period=IntervalSchedule.MINUTES
@@ -56,6 +59,20 @@ def schedules_ensure() -> list[str]:
         # The earlier shipped default (every 5 minutes) cannot keep the recovery bound of
         # etl/services/reaper.py; an interval an operator chose is left alone.
         PeriodicTask.objects.filter(pk=reaper.pk).update(interval=every_minute)
+    daily, _ = CrontabSchedule.objects.get_or_create(
+        **PRUNE_AT, day_of_week="*", day_of_month="*", month_of_year="*", timezone="UTC"
+    )
+    _, was_created = PeriodicTask.objects.get_or_create(
+        name=PRUNE_NAME,
+        defaults={
+            "task": PRUNE_NAME,
+            "crontab": daily,
+            "description": "Delete raw pages older than ETL_RAW_RETENTION_DAYS that no replay "
+            "needs.",
+        },
+    )
+    if was_created:
+        created.append(PRUNE_NAME)
     return created
 
 

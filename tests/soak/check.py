@@ -75,7 +75,8 @@ class Report:
             recovery += f"; max {max(times):.1f}s, median {statistics.median(times):.1f}s"
         not_injected = sum(not e.hit for e in self.events)
         schedules = ", ".join(
-            f"{name} {v['before']:g}s -> {v['after']:g}s" for name, v in self.schedules.items()
+            f"{name} {_every(v['before'])} -> {_every(v['after'])}"
+            for name, v in self.schedules.items()
         )
         lines = [
             f"===== soak report: seed {self.seed}, {self.minutes:g} min of traffic and chaos, "
@@ -118,6 +119,11 @@ class Report:
             label = "no answer" if status == NO_ANSWER else str(status)
             by_endpoint.setdefault(endpoint, []).append(f"{label} x{n}")
         return "; ".join(f"{e} {', '.join(parts)}" for e, parts in by_endpoint.items()) or "-"
+
+
+def _every(seconds: float | None) -> str:
+    """An interval schedule in seconds; a crontab (the daily prune) has none."""
+    return "crontab" if seconds is None else f"{seconds:g}s"
 
 
 def _counts(counter: dict) -> str:

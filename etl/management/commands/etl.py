@@ -1,4 +1,5 @@
-"""`manage.py etl run [--source NAME ...]`, `etl status`, `etl enqueue`, `etl schedule`."""
+"""`manage.py etl run [--source NAME ...]`, `etl status`, `etl enqueue`, `etl schedule`,
+`etl prune [--dry-run]`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from tqdm import tqdm
 from etl.faults import FaultPlan
 from etl.models import Checkpoint, SourceLease
 from etl.pipeline.run import ingest_run
+from etl.services.retention import DEFAULT_BATCH, PruneReport, TableSize, raw_records_prune
 from etl.services.schedules import schedules_ensure
 from etl.sources import REGISTRY, get_source_class
 from etl.tuning import tune_for_throughput
@@ -39,7 +41,22 @@ class Command(BaseCommand):
         enqueue = sub.add_parser("enqueue", help="queue runs on the Celery worker")
         enqueue.add_argument("--source", action="append", dest="sources", metavar="NAME")
         sub.add_parser("status", help="sources, checkpoints, leases and last runs")
-        sub.add_parser("schedule", help="create the missing hourly schedules")
+        sub.add_parser("schedule", help="create the missing schedules")
+        prune = sub.add_parser(
+            "prune", help="delete raw pages past their retention that no replay needs"
+        )
+        prune.add_argument(
+            "--dry-run", action="store_true", help="say what would be deleted; delete nothing"
+        )
+        prune.add_argument(
+            "--days",
+            type=int,
+            default=None,
+            help="keep pages fetched within this many days (default ETL_RAW_RETENTION_DAYS)",
+        )
+        prune.add_argument(
+            "--batch-size", type=int, default=DEFAULT_BATCH, help="rows per transaction"
+        )
 
     def _sources(self, names: list[str] | None) -> list[str]:
         if not names:
@@ -61,7 +78,18 @@ class Command(BaseCommand):
             created = schedules_ensure()
             self.stdout.write(f"created: {', '.join(created)}" if created else "all present")
             return None
+        if action == "prune":
+            return self._prune(options)
         return self._status()
+
+    def _prune(self, options) -> None:
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1")
+        report = raw_records_prune(
+            days=options["days"], batch_size=options["batch_size"], dry_run=options["dry_run"]
+        )
+        for line in prune_summary(report):
+            self.stdout.write(line)
 
     def _run(self, names: list[str], options) -> None:
         try:
@@ -140,3 +168,39 @@ class Command(BaseCommand):
                 if last_ok
                 else "  last success: never"
             )
+
+
+def _bytes(n: float) -> str:
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KB", "MB"):
+        n /= 1024
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} GB"
+
+
+def _size(size: TableSize) -> str:
+    line = f"{size.rows} rows, {_bytes(size.data_bytes)} of data"
+    return line if size.disk_bytes is None else f"{line}, {_bytes(size.disk_bytes)} on disk"
+
+
+def prune_summary(report: PruneReport) -> list[str]:
+    """What `etl prune` prints: what went (or would), what was kept, sizes before and after."""
+    if report.cutoff is None:
+        lines = ["retention is off (0 days): nothing deleted"]
+    else:
+        verb = "would delete" if report.dry_run else "deleted"
+        lines = [
+            f"raw pages last fetched before {report.cutoff:%Y-%m-%d %H:%M} UTC"
+            + (" (dry run: nothing deleted)" if report.dry_run else ""),
+            f"  {verb}: {report.pages} page(s) ({_bytes(report.page_bytes)} of payload), "
+            f"{report.bodies} page body(ies) ({_bytes(report.body_bytes)})"
+            + ("" if report.dry_run else f" in {report.batches} batch(es)"),
+            f"  kept: {report.kept_for_replay} older page(s) a replay still needs "
+            "(drift events not replayed yet, open quarantined items)",
+        ]
+    for table, before in report.before.items():
+        after = report.after.get(table, before)
+        lines.append(f"  {table}: {_size(before)} -> {_size(after)}")
+    return lines
