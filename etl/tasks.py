@@ -20,6 +20,7 @@ from etl.pipeline.replay import drift_replay
 from etl.pipeline.run import ingest_run
 from etl.services.reaper import runs_reap
 from etl.services.retention import raw_records_prune
+from etl.services.run_retention import runs_prune
 from etl.services.schedules import PRUNE_NAME, REAPER_NAME
 from etl.tuning import tune_for_throughput
 from kasparro.core.catalogue import INGEST_TASK
@@ -86,7 +87,8 @@ def reap() -> int:
 
 @shared_task(name=PRUNE_NAME)
 def prune() -> dict:
-    """Delete expired raw pages that no replay needs, in batches (etl.services.retention).
+    """Delete expired raw pages that no replay needs, then expired runs nothing needs, in
+    batches (etl.services.retention, run_retention).
     Stopped by its time limit, it has kept every batch it committed; the next one goes on."""
     report = raw_records_prune()
     logger.info(
@@ -98,7 +100,15 @@ def prune() -> dict:
             "kept_for_replay": report.kept_for_replay,
         },
     )
-    return {"pages": report.pages, "bodies": report.bodies, "kept": report.kept_for_replay}
+    runs = runs_prune()
+    if runs.cutoff is not None:
+        logger.info("runs pruned", extra={"runs": runs.runs, "kept": runs.kept})
+    return {
+        "pages": report.pages,
+        "bodies": report.bodies,
+        "kept": report.kept_for_replay,
+        "runs": runs.runs,
+    }
 
 
 @shared_task(name="etl.replay_drift", acks_late=True, reject_on_worker_lost=True)

@@ -342,6 +342,10 @@ ETL_FUZZY_MIN_SCORE = env.int("ETL_FUZZY_MIN_SCORE", default=88)
 # Raw pages are deleted this many days after a run last fetched them, unless a replay still
 # needs them (etl/services/retention.py); 0 keeps them forever. Daily by beat and `etl prune`.
 ETL_RAW_RETENTION_DAYS = env.int("ETL_RAW_RETENTION_DAYS", default=30)
+# Runs are deleted this many days after they started; 0 (the default) keeps every run. What they
+# counted stays in the run rollups (/metrics, /health); runs a replay or evidence still needs
+# are kept (etl/services/run_retention.py). Pruned with the raw pages.
+ETL_RUN_RETENTION_DAYS = env.int("ETL_RUN_RETENTION_DAYS", default=0)
 # Schema drift policy per source (evolve | freeze | pause), e.g. "csv=freeze,rss=pause";
 # editable in admin afterwards (Source policies).
 # Sources by name or alias, any case; a source no catalogue line names, a policy that does not

@@ -81,7 +81,7 @@ def raw_tables_size() -> dict[str, TableSize]:
     return sizes
 
 
-def _replay_pending_events() -> QuerySet:
+def replay_pending_events() -> QuerySet:
     return DriftEvent.objects.filter(
         Q(status=DriftEvent.Status.OPEN)
         | Q(
@@ -94,7 +94,7 @@ def _replay_pending_events() -> QuerySet:
 
 def raw_records_needed() -> QuerySet:
     """Every RawRecord a replay may still read, whatever its age."""
-    runs = DriftEvent.runs.through.objects.filter(driftevent__in=_replay_pending_events()).values(
+    runs = DriftEvent.runs.through.objects.filter(driftevent__in=replay_pending_events()).values(
         "run_id"
     )
     evidence = QuarantinedRecord.objects.filter(raw_record=OuterRef("pk"))

@@ -13,6 +13,7 @@ from etl.faults import FaultPlan
 from etl.models import Checkpoint, SourceLease
 from etl.pipeline.run import ingest_run
 from etl.services.retention import DEFAULT_BATCH, PruneReport, TableSize, raw_records_prune
+from etl.services.run_retention import RunPruneReport, runs_prune
 from etl.services.schedules import schedules_ensure
 from etl.sources import REGISTRY, get_source_class
 from etl.tuning import tune_for_throughput
@@ -43,7 +44,7 @@ class Command(BaseCommand):
         sub.add_parser("status", help="sources, checkpoints, leases and last runs")
         sub.add_parser("schedule", help="create the missing schedules")
         prune = sub.add_parser(
-            "prune", help="delete raw pages past their retention that no replay needs"
+            "prune", help="delete raw pages and runs past their retention that nothing needs"
         )
         prune.add_argument(
             "--dry-run", action="store_true", help="say what would be deleted; delete nothing"
@@ -53,6 +54,12 @@ class Command(BaseCommand):
             type=int,
             default=None,
             help="keep pages fetched within this many days (default ETL_RAW_RETENTION_DAYS)",
+        )
+        prune.add_argument(
+            "--run-days",
+            type=int,
+            default=None,
+            help="keep runs started within this many days (default ETL_RUN_RETENTION_DAYS)",
         )
         prune.add_argument(
             "--batch-size", type=int, default=DEFAULT_BATCH, help="rows per transaction"
@@ -89,6 +96,11 @@ class Command(BaseCommand):
             days=options["days"], batch_size=options["batch_size"], dry_run=options["dry_run"]
         )
         for line in prune_summary(report):
+            self.stdout.write(line)
+        runs = runs_prune(
+            days=options["run_days"], batch_size=options["batch_size"], dry_run=options["dry_run"]
+        )
+        for line in runs_prune_summary(runs):
             self.stdout.write(line)
 
     def _run(self, names: list[str], options) -> None:
@@ -183,6 +195,30 @@ def _bytes(n: float) -> str:
 def _size(size: TableSize) -> str:
     line = f"{size.rows} rows, {_bytes(size.data_bytes)} of data"
     return line if size.disk_bytes is None else f"{line}, {_bytes(size.disk_bytes)} on disk"
+
+
+def runs_prune_summary(report: RunPruneReport) -> list[str]:
+    if report.cutoff is None:
+        lines = ["run retention is off (0 days): every run kept"]
+    else:
+        verb = "would delete" if report.dry_run else "deleted"
+        lines = [
+            f"runs started before {report.cutoff:%Y-%m-%d %H:%M} UTC"
+            + (" (dry run: nothing deleted)" if report.dry_run else ""),
+            f"  {verb}: {report.runs} run(s)"
+            + ("" if report.dry_run else f" in {report.batches} batch(es)")
+            + "; their counts stay in the run rollups",
+            f"  kept: {report.kept} older run(s) still needed (a source's last run, raw pages "
+            "or quarantined items pointing to them, drift events not replayed yet)",
+        ]
+    (rows_before, disk_before), (rows_after, disk_after) = report.before, report.after
+    lines.append(
+        f"  {Run._meta.db_table}: {rows_before} rows"
+        + (f", {_bytes(disk_before)} on disk" if disk_before is not None else "")
+        + f" -> {rows_after} rows"
+        + (f", {_bytes(disk_after)} on disk" if disk_after is not None else "")
+    )
+    return lines
 
 
 def prune_summary(report: PruneReport) -> list[str]:
