@@ -17,8 +17,10 @@ database name is replaced per level).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -100,10 +102,43 @@ def rss_mb(base_pid: int) -> list[float]:
     return sorted(int(r) / 1024 for p, pp, r in rows if int(pp) in master)
 
 
+HISTORY = "/assets/coin-0500/history"
+HISTORY_CASES = [
+    f"?interval={interval}{source}{window}"
+    for interval in ("raw", "hour", "day")
+    for source in ("", "&source=csv")
+    for window in ("", "&limit=10", "&start=2024-01-02T00:00:00Z&end=2024-01-04T00:00:00Z")
+]
+
+
+def one_at_a_time(url: str, requests: int = 30) -> tuple[float, bytes]:
+    """p50 in ms of `requests` sequential requests (the server's time, no queueing)."""
+    times = []
+    for _ in range(requests + 3):
+        started = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310
+            body = response.read()
+            assert response.status == 200, url
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times[3:]), body
+
+
+def history_p50(base: str) -> dict[str, float]:
+    """Every parameter combination of the history, and a second page through its cursor."""
+    found = {}
+    for case in HISTORY_CASES:
+        found[case], body = one_at_a_time(base + HISTORY + case)
+        following = json.loads(body)["next"]
+        if following and "limit=10" in case:
+            found[case + " (page 2)"], _ = one_at_a_time(following)
+    return found
+
+
 def measure(url: str, key: str, seconds: int, rss_requests: int) -> dict:
     results = {}
     env = env_for(url)
     with gunicorn(env, workers=2) as base:
+        results["history"] = history_p50(base)
         for path, keyed in ENDPOINTS:
             headers = ["-H", f"X-API-Key: {key}"] if keyed else []
             request = urllib.request.Request(base + path, headers={"X-API-Key": key})  # noqa: S310
@@ -142,6 +177,9 @@ def main() -> None:
     for runs, quotes in levels:
         if args.reuse:
             url = f"{SERVER}/kasparro_scale_{runs}"
+            subprocess.run(
+                [PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env_for(url), check=True
+            )
             key = subprocess.run(
                 [PYTHON, "manage.py", "shell", "--no-imports", "-c", BACKFILL.split("RunTally")[0]
                  + "from kasparro.core.apikeys.services import apikey_create\n"
@@ -165,9 +203,19 @@ def main() -> None:
         ratio = results[levels[-1]][path]["rps"] / results[first][path]["rps"]
         print(f"| `{path}` | " + " | ".join(cells) + f" | {ratio:.2f}x |")
     for level in levels:
-        errors = {p: r["errors"] for p, r in results[level].items() if p != "rss" and r["errors"]}
+        errors = {
+            p: r["errors"]
+            for p, r in results[level].items()
+            if p not in ("rss", "history") and r["errors"]
+        }
         if errors:
             print(f"non-2xx answers at {level}: {errors}")
+    print()
+    print("| history, one request at a time (p50) | " + " | ".join(heads) + " |")
+    print("| --- |" + " --- |" * len(levels))
+    for case in results[levels[-1]]["history"]:
+        cells = [f"{results[level]['history'].get(case, float('nan')):.1f} ms" for level in levels]
+        print(f"| `{case}` | " + " | ".join(cells) + " |")
     rss = results[levels[-1]].get("rss")
     if rss:
         before, after, count = rss

@@ -212,7 +212,7 @@ def test_the_beat_runs_the_prune_daily(drop, settings):
     (drop / "old.csv").write_text(prices(range(2)))
     run("csv")
     age()
-    assert prune.apply().get() == {"pages": 3, "bodies": 1, "kept": 0}
+    assert prune.apply().get() == {"pages": 3, "bodies": 1, "kept": 0, "runs": 0}
     assert not RawRecord.objects.exists()
 
 
