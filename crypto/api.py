@@ -32,12 +32,21 @@ from crypto.serializers import (
 )
 from kasparro.core.api import (
     ERRORS,
+    NOT_FOUND,
     ApiView,
-    ErrorSerializer,
     PageParams,
+    QueryText,
     envelope_serializer,
+    parameter_examples,
 )
-from kasparro.core.catalogue import MARKET, NEWS, aliases_text, canonical_name, source_names
+from kasparro.core.catalogue import (
+    MARKET,
+    NEWS,
+    aliases_text,
+    canonical_name,
+    source_names,
+    source_names_and_aliases,
+)
 from kasparro.core.csv_export import FORMAT_PARAMETER, CsvApiView, csv_response, wants_csv
 from kasparro.core.errors import NotFoundError
 from kasparro.core.request_id import get_request_id
@@ -46,20 +55,20 @@ from kasparro.core.request_id import get_request_id
 
 
 class DataParams(PageParams):
-    source = serializers.CharField(
-        required=False, help_text=f"{', '.join(source_names())}; also {aliases_text()}"
+    source = serializers.ChoiceField(
+        choices=source_names_and_aliases(),
+        required=False,
+        help_text=f"{', '.join(source_names())}; also {aliases_text()}",
+        error_messages={
+            "invalid_choice": f"unknown source {{input!r}}; one of {', '.join(source_names())} "
+            f"(also {aliases_text()})"
+        },
     )
-    symbol = serializers.CharField(required=False, max_length=50)
-    name = serializers.CharField(required=False, max_length=200)
+    symbol = QueryText(max_length=50, help_text="exact symbol, any case")
+    name = QueryText(max_length=200, help_text="text in the asset's name")
 
     def validate_source(self, value: str) -> str:
-        canonical = canonical_name(value)
-        if canonical is None:
-            raise serializers.ValidationError(
-                f"unknown source {value.strip().lower()!r}; "
-                f"one of {', '.join(source_names())} (also {aliases_text()})"
-            )
-        return canonical
+        return canonical_name(value)
 
 
 class DataApi(ApiView):
@@ -80,6 +89,7 @@ class DataApi(ApiView):
             ),
             **ERRORS,
         },
+        examples=parameter_examples(source="coingecko", symbol="BTC", name="bitcoin", limit=10),
         description="Latest quote per asset and source (best ranked first). A news source "
         f"(`source={source_names(NEWS)[0]}`, also {aliases_text()}) lists articles in the same "
         "envelope.",
@@ -106,8 +116,8 @@ class DataApi(ApiView):
 
 
 class AssetListParams(PageParams):
-    q = serializers.CharField(required=False, max_length=200, help_text="slug, symbol or name")
-    symbol = serializers.CharField(required=False, max_length=50)
+    q = QueryText(max_length=200, help_text="slug, symbol or name")
+    symbol = QueryText(max_length=50, help_text="exact symbol, any case")
 
 
 class AssetListApi(ApiView):
@@ -115,6 +125,7 @@ class AssetListApi(ApiView):
         operation_id="assets_list",
         parameters=[AssetListParams],
         responses={200: envelope_serializer("AssetEnvelope", AssetSerializer), **ERRORS},
+        examples=parameter_examples(q="bitcoin", symbol="BTC", limit=10, offset=0),
     )
     def get(self, request: Request) -> Response:
         p = self.params(AssetListParams, request)
@@ -132,7 +143,10 @@ def _asset_or_404(slug: str) -> Asset:
 
 
 class AssetDetailApi(ApiView):
-    @extend_schema(responses={200: AssetDetailSerializer, 404: ErrorSerializer, **ERRORS})
+    @extend_schema(
+        responses={200: AssetDetailSerializer, **NOT_FOUND, **ERRORS},
+        examples=parameter_examples(path={"slug": "bitcoin"}),
+    )
     def get(self, request: Request, slug: str) -> Response:
         asset = _asset_or_404(slug)
         return Response(
@@ -148,25 +162,21 @@ class AssetDetailApi(ApiView):
 
 
 class HistoryParams(serializers.Serializer):
-    source = serializers.CharField(required=False)
+    # Market sources only: the history is quotes; news has none.
+    source = serializers.ChoiceField(
+        choices=source_names(MARKET),
+        required=False,
+        error_messages={
+            "invalid_choice": "unknown market source {input!r}; "
+            f"one of {', '.join(source_names(MARKET))}"
+        },
+    )
     start = serializers.DateTimeField(required=False, help_text="ISO 8601, inclusive")
+    # An `end` at or before `start` is an empty range: no points, not an error (the schema
+    # cannot relate two parameters, so it cannot call that pair invalid).
     end = serializers.DateTimeField(required=False, help_text="ISO 8601, exclusive")
     interval = serializers.ChoiceField(choices=HISTORY_INTERVALS, default="raw")
     limit = serializers.IntegerField(default=500, min_value=1, max_value=5000)
-
-    def validate_source(self, value: str) -> str:
-        value = value.strip().lower()
-        if value not in source_names(MARKET):
-            raise serializers.ValidationError(
-                f"unknown market source {value!r}; one of {', '.join(source_names(MARKET))}"
-            )
-        return value
-
-    def validate(self, attrs: dict) -> dict:
-        start, end = attrs.get("start"), attrs.get("end")
-        if start and end and start >= end:
-            raise serializers.ValidationError({"end": "must be after start"})
-        return attrs
 
 
 HISTORY_CSV_COLUMNS = [
@@ -186,9 +196,18 @@ class AssetHistoryApi(CsvApiView):
         responses={
             (200, "application/json"): HistorySerializer,
             (200, "text/csv"): OpenApiTypes.STR,
-            404: ErrorSerializer,
+            **NOT_FOUND,
             **ERRORS,
         },
+        examples=parameter_examples(
+            path={"slug": "bitcoin"},
+            source="coingecko",
+            start="2025-12-01T00:00:00Z",
+            end="2026-01-01T00:00:00Z",
+            interval="day",
+            limit=100,
+            format="json",
+        ),
         description="The asset's time series in [start, end), newest first; `interval=hour` "
         "or `day` buckets it (average, min and max price per bucket and source). "
         "`format=csv` streams the same points as CSV.",
@@ -225,8 +244,8 @@ class AssetHistoryApi(CsvApiView):
 
 
 class NewsParams(PageParams):
-    asset = serializers.CharField(required=False, max_length=200, help_text="asset slug")
-    q = serializers.CharField(required=False, max_length=200, help_text="text in title/summary")
+    asset = QueryText(max_length=200, help_text="asset slug")
+    q = QueryText(max_length=200, help_text="text in title/summary")
     since = serializers.DateTimeField(required=False, help_text="ISO 8601")
 
 
@@ -251,6 +270,9 @@ class NewsApi(CsvApiView):
             (200, "text/csv"): OpenApiTypes.STR,
             **ERRORS,
         },
+        examples=parameter_examples(
+            asset="bitcoin", q="ETF", since="2025-12-01T00:00:00Z", limit=10, format="json"
+        ),
         description="News, newest first, with the assets each article mentions. "
         "`format=csv` streams the same page of articles as CSV.",
     )
