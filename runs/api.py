@@ -52,6 +52,9 @@ class RunSerializer(serializers.ModelSerializer):
             "error_class",
             "error_message",
         ]
+        # Output only: every field is always in the answer, which read-only fields say in the
+        # schema (required), unlike model fields with a default.
+        read_only_fields = fields
 
 
 class FindingSerializer(serializers.Serializer):
@@ -78,6 +81,7 @@ class RunDetailSerializer(RunSerializer):
             "findings",
             "retries",
         ]
+        read_only_fields = fields
 
     def get_assets_seen(self, run: Run) -> int:
         return len(run.asset_prices or {})
