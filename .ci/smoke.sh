@@ -71,6 +71,9 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$WEB_PORT/admin/
 [ "$code" = 200 ] || fail "admin login page answered $code"
 curl -fsS "http://127.0.0.1:$WEB_PORT/" >"$tmp/home.html" || fail "the markets page failed"
 grep -q 'href="/coins/bitcoin/"' "$tmp/home.html" || fail "the markets page lists no bitcoin"
+# The sample history in data/csv_drop gives every listed asset a 7-day sparkline at once.
+sparks=$(grep -c '<svg class="spark' "$tmp/home.html" || true)
+[ "$sparks" -ge 40 ] || fail "the markets page shows $sparks sparklines (expected one per row)"
 for page in /coins/bitcoin/ /articles/ /pipeline/ /static/vendor/plotly.min.js \
     /static/django_htmx/htmx-2.min.js /static/dashboard/favicon.svg; do
   code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$WEB_PORT$page")

@@ -14,10 +14,13 @@ from rest_framework.response import Response
 from crypto.models import Asset
 from crypto.selectors import (
     HISTORY_INTERVALS,
+    HistoryCursor,
     article_list,
     asset_get,
     asset_history,
     asset_list,
+    cursor_decode,
+    cursor_encode,
     latest_quote_list,
 )
 from crypto.serializers import (
@@ -177,6 +180,19 @@ class HistoryParams(serializers.Serializer):
     end = serializers.DateTimeField(required=False, help_text="ISO 8601, exclusive")
     interval = serializers.ChoiceField(choices=HISTORY_INTERVALS, default="raw")
     limit = serializers.IntegerField(default=500, min_value=1, max_value=5000)
+    cursor = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text="the `next` of the previous page: where it ended (opaque)",
+    )
+
+    def validate_cursor(self, value: str) -> HistoryCursor:
+        try:
+            return cursor_decode(value)
+        except ValueError:
+            raise serializers.ValidationError(
+                "not a cursor of this API: pass back a page's `next` as it came"
+            ) from None
 
 
 HISTORY_CSV_COLUMNS = [
@@ -209,7 +225,9 @@ class AssetHistoryApi(CsvApiView):
             format="json",
         ),
         description="The asset's time series in [start, end), newest first; `interval=hour` "
-        "or `day` buckets it (average, min and max price per bucket and source). "
+        "or `day` buckets it (average, min and max price per bucket and source). A full page "
+        "gives `next` (and a `Link: rel=next` header), the same request with a `cursor` for "
+        "the points after it; each page costs the same however long the history. "
         "`format=csv` streams the same points as CSV.",
     )
     def get(self, request: Request, slug: str) -> Response:
@@ -222,22 +240,34 @@ class AssetHistoryApi(CsvApiView):
             end=p.get("end"),
             interval=p["interval"],
             limit=p["limit"],
+            after=p.get("cursor"),
         )
+        following = None
+        if len(points) == p["limit"]:  # there may be more: where this page ended
+            last = points[-1]
+            query = request.query_params.copy()
+            query["cursor"] = cursor_encode(HistoryCursor(last["time"], last["source"]))
+            following = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
         if wants_csv(request):
-            return csv_response(
+            response = csv_response(
                 points,
                 HISTORY_CSV_COLUMNS,
                 filename=f"{asset.slug}-{p['interval']}-history.csv",
             )
-        return Response(
-            {
-                "request_id": get_request_id(),
-                "api_latency_ms": self.latency_ms(request),
-                "slug": asset.slug,
-                "interval": p["interval"],
-                "data": PointSerializer(points, many=True).data,
-            }
-        )
+        else:
+            response = Response(
+                {
+                    "request_id": get_request_id(),
+                    "api_latency_ms": self.latency_ms(request),
+                    "slug": asset.slug,
+                    "interval": p["interval"],
+                    "next": following,
+                    "data": PointSerializer(points, many=True).data,
+                }
+            )
+        if following:
+            response["Link"] = f'<{following}>; rel="next"'
+        return response
 
 
 # --- /news ---------------------------------------------------------------------------------------

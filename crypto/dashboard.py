@@ -29,7 +29,7 @@ class MarketRow:
     asset: Asset
     quote: LatestQuote  # the preferred source's latest quote (catalogue order)
     sources: list[str]
-    sparkline: list[float]
+    sparkline: Sparkline
 
 
 def market_assets(*, q: str = "", source: str = "") -> QuerySet[Asset]:
@@ -65,7 +65,7 @@ def market_rows(assets: list[Asset], *, source: str = "") -> list[MarketRow]:
             asset=asset,
             quote=preferred[asset.pk],
             sources=[quote.source for quote in quotes[asset.pk]],
-            sparkline=lines.get(asset.pk, []),
+            sparkline=lines.get(asset.pk, Sparkline()),
         )
         for asset in assets
         if asset.pk in preferred
@@ -77,15 +77,26 @@ SPARKLINE_POINTS = 60  # a 120-pixel line shows no more
 SPARKLINE_CACHE_SECONDS = 3600
 
 
-def _sparklines(quotes: dict[int, list[LatestQuote]]) -> dict[int, list[float]]:
-    """Hourly mean prices (every market source) over the week before each asset's newest
-    quote, thinned to SPARKLINE_POINTS. Cached under the asset's newest quote times, so a new
+@dataclasses.dataclass(frozen=True)
+class Sparkline:
+    """Hourly prices of one source over the week before its newest quote."""
+
+    points: tuple[float, ...] = ()
+    source: str = ""
+    end: dt.datetime | None = None
+
+
+def _sparklines(quotes: dict[int, list[LatestQuote]]) -> dict[int, Sparkline]:
+    """Each asset's sparkline: of its sources, the one with the most hourly prices in the week
+    before that source's newest quote (ties: the row's source order), thinned to
+    SPARKLINE_POINTS. One source's series, not a blend: a CSV drop that stopped a year ago
+    never drags a live CoinGecko line. Cached under the asset's newest quote times, so a new
     quote is a new key (never a stale line); the misses cost one query, an index range per
     (asset, source) of the series' unique index."""
     if not quotes:
         return {}
     keys = {
-        asset_id: f"spark:{asset_id}:"
+        asset_id: f"spark2:{asset_id}:"
         + ",".join(sorted(f"{q.source}@{q.observed_at.timestamp()}" for q in found))
         for asset_id, found in quotes.items()
     }
@@ -96,32 +107,41 @@ def _sparklines(quotes: dict[int, list[LatestQuote]]) -> dict[int, list[float]]:
         fresh = _sparklines_read(missing)
         lines.update(fresh)
         cache.set_many(
-            {keys[a]: fresh.get(a, []) for a in missing}, timeout=SPARKLINE_CACHE_SECONDS
+            {keys[a]: fresh.get(a, Sparkline()) for a in missing}, timeout=SPARKLINE_CACHE_SECONDS
         )
     return lines
 
 
-def _sparklines_read(quotes: dict[int, list[LatestQuote]]) -> dict[int, list[float]]:
+def _sparklines_read(quotes: dict[int, list[LatestQuote]]) -> dict[int, Sparkline]:
     which = Q()
     for asset_id, found in quotes.items():
-        start = max(q.observed_at for q in found) - dt.timedelta(days=SPARKLINE_DAYS)
         for quote in found:  # (asset, source, time): a range of the series' unique index
+            start = quote.observed_at - dt.timedelta(days=SPARKLINE_DAYS)
             which |= Q(asset_id=asset_id, source=quote.source, observed_at__gt=start)
     rows = (
         Quote.objects.filter(which)
         .annotate(hour=TruncHour("observed_at"))
-        .values("asset_id", "hour")
+        .values("asset_id", "source", "hour")
         .annotate(price=Cast(Avg("price_usd"), FloatField()))  # a float off the wire
-        .order_by("asset_id", "hour")
+        .order_by("asset_id", "source", "hour")
         # Grouped by hour, ordered by it, but not selected: converting thousands of bucket
         # times back to aware datetimes cost more than the query.
-        .values_list("asset_id", "price")
+        .values_list("asset_id", "source", "price")
     )
-    lines: dict[int, list[float]] = defaultdict(list)
-    for asset_id, price in rows:
+    series: dict[tuple[int, str], list[float]] = defaultdict(list)
+    for asset_id, source, price in rows:
         if price is not None:
-            lines[asset_id].append(price)
-    return {asset_id: _thin(points) for asset_id, points in lines.items()}
+            series[asset_id, source].append(price)
+    lines = {}
+    for asset_id, found in quotes.items():
+        richest = {
+            q.source: (len(series.get((asset_id, q.source), ())), -i) for i, q in enumerate(found)
+        }
+        best = max(found, key=lambda q: richest[q.source])
+        points = series.get((asset_id, best.source))
+        if points:
+            lines[asset_id] = Sparkline(tuple(_thin(points)), best.source, best.observed_at)
+    return lines
 
 
 def _thin(points: list[float]) -> list[float]:

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
+import json
 
 from django.db.models import Avg, Count, F, Max, Min, Prefetch, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncHour
 
 from crypto.models import Article, ArticleAsset, Asset, LatestQuote, Quote, SourceAsset
+from kasparro.core.catalogue import MARKET, source_names
 
 HISTORY_INTERVALS = ("raw", "hour", "day")
 
@@ -51,6 +55,51 @@ def asset_get(*, slug: str) -> Asset | None:
     )
 
 
+STEPS = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
+POINT_FIELDS = (
+    "observed_at",
+    "price_usd",
+    "market_cap",
+    "volume_24h",
+    "price_change_24h",
+    "market_cap_rank",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryCursor:
+    """Where a page of history ended: its last point's (time, source). The next page holds
+    what sorts after it in (time descending, source ascending): older points, or points at
+    the same time from later sources."""
+
+    time: dt.datetime
+    source: str
+
+    def before(self, source: str) -> Q:
+        """The condition on a point time of `source` for its rows to follow the cursor."""
+        if source > self.source:
+            return Q(observed_at__lte=self.time)
+        return Q(observed_at__lt=self.time)
+
+
+def cursor_encode(cursor: HistoryCursor) -> str:
+    raw = json.dumps([cursor.time.isoformat(), cursor.source], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def cursor_decode(text: str) -> HistoryCursor:
+    """The cursor `cursor_encode` made; ValueError for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        moment, source = json.loads(raw)
+        time = dt.datetime.fromisoformat(moment)
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise ValueError("not a history cursor") from exc
+    if time.tzinfo is None or not isinstance(source, str):
+        raise ValueError("not a history cursor")
+    return HistoryCursor(time, source)
+
+
 def asset_history(
     *,
     asset: Asset,
@@ -59,55 +108,86 @@ def asset_history(
     end: dt.datetime | None,
     interval: str,
     limit: int,
+    after: HistoryCursor | None = None,
 ) -> list[dict]:
-    """The asset's quotes in [start, end), newest first; bucketed by hour or day on request.
+    """The asset's quotes in [start, end), newest first (then by source); bucketed by hour or
+    day on request; after `after` when paging.
 
-    Served by the unique (asset, source, observed_at) index: the asset's range, nothing else.
-    """
-    qs = Quote.objects.filter(asset=asset)
-    if source:
-        qs = qs.filter(source=source)
-    if start:
-        qs = qs.filter(observed_at__gte=start)
-    if end:
-        qs = qs.filter(observed_at__lt=end)
+    One index range of the unique (asset, source, observed_at) index per market source, each
+    read newest first and at most `limit` long, merged here: the cost follows `limit`, not the
+    asset's history. Buckets are aggregated over a window of about `limit` steps below the
+    newest quote (LatestQuote), widened only across gaps (`_buckets`)."""
+    sources = [source] if source else source_names(MARKET)
+    ranges = {s: Q(asset=asset, source=s) for s in sources}
+    for name in sources:
+        if start:
+            ranges[name] &= Q(observed_at__gte=start)
+        if end:
+            ranges[name] &= Q(observed_at__lt=end)
     if interval == "raw":
-        rows = qs.order_by("-observed_at", "source").values(
-            "source",
-            "observed_at",
-            "price_usd",
-            "market_cap",
-            "volume_24h",
-            "price_change_24h",
-            "market_cap_rank",
-        )[:limit]
-        return [
-            {
-                "source": r["source"],
-                "time": r["observed_at"],
-                "price_usd": r["price_usd"],
-                "market_cap": r["market_cap"],
-                "volume_24h": r["volume_24h"],
-                "price_change_24h": r["price_change_24h"],
-                "market_cap_rank": r["market_cap_rank"],
-                "samples": 1,
-            }
-            for r in rows
-        ]
-    trunc = TruncHour if interval == "hour" else TruncDay
-    rows = (
-        qs.annotate(bucket=trunc("observed_at"))
-        .values("source", "bucket")
-        .annotate(
-            avg_price=Avg("price_usd"),
-            min_price=Min("price_usd"),
-            max_price=Max("price_usd"),
-            avg_cap=Avg("market_cap"),
-            avg_volume=Avg("volume_24h"),
-            samples=Count("id"),
+        rows = []
+        for name, where in ranges.items():
+            if after:
+                where &= after.before(name)
+            found = Quote.objects.filter(where).order_by("-observed_at").values(*POINT_FIELDS)
+            rows.extend({"source": name, **row} for row in found[:limit])
+        rows.sort(key=lambda r: r["source"])
+        rows.sort(key=lambda r: r["observed_at"], reverse=True)  # stable: source order kept
+        return [_raw_point(row) for row in rows[:limit]]
+    return _buckets(asset, ranges, interval=interval, limit=limit, end=end, after=after)
+
+
+def _raw_point(row: dict) -> dict:
+    return {
+        "source": row["source"],
+        "time": row["observed_at"],
+        "price_usd": row["price_usd"],
+        "market_cap": row["market_cap"],
+        "volume_24h": row["volume_24h"],
+        "price_change_24h": row["price_change_24h"],
+        "market_cap_rank": row["market_cap_rank"],
+        "samples": 1,
+    }
+
+
+def _floor(moment: dt.datetime, interval: str) -> dt.datetime:
+    moment = moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0) if interval == "day" else moment
+
+
+def _buckets(asset, ranges, *, interval, limit, end, after) -> list[dict]:
+    """The newest `limit` (bucket, source) pairs, aggregated from an index range: first the
+    `limit` steps below the newest bucket that can show (all it takes when a source has a
+    quote every step), widened by doubling only while the window holds fewer pairs and older
+    quotes exist (gaps in the series). Every quote outside the window is older than every
+    bucket in it, so a window holding `limit` pairs holds the answer."""
+    step = STEPS[interval]
+    newest = dict(
+        LatestQuote.objects.filter(asset=asset, source__in=list(ranges)).values_list(
+            "source", "observed_at"
         )
-        .order_by("-bucket", "source")[:limit]
     )
+    which, top = Q(), None
+    for name, where in ranges.items():
+        if name not in newest:  # no quote of it (LatestQuote is kept with every load)
+            continue
+        last = _floor(newest[name], interval)  # the newest bucket this page can show
+        if end:
+            last = min(last, _floor(end - dt.timedelta(microseconds=1), interval))
+        if after:
+            # Buckets before the cursor's, or the cursor's own bucket for later sources.
+            last = min(last, after.time if name > after.source else after.time - step)
+        which |= where & Q(observed_at__lt=last + step)
+        top = last if top is None else max(top, last)
+    if top is None:
+        return []
+    span = limit * step
+    while True:
+        floor = top - span + step
+        rows = list(_bucket_rows(which & Q(observed_at__gte=floor), interval)[:limit])
+        if len(rows) == limit or not Quote.objects.filter(which, observed_at__lt=floor).exists():
+            break
+        span *= 2
     return [
         {
             "source": r["source"],
@@ -121,6 +201,24 @@ def asset_history(
         }
         for r in rows
     ]
+
+
+def _bucket_rows(which: Q, interval: str):
+    trunc = TruncHour if interval == "hour" else TruncDay
+    return (
+        Quote.objects.filter(which)
+        .annotate(bucket=trunc("observed_at"))
+        .values("source", "bucket")
+        .annotate(
+            avg_price=Avg("price_usd"),
+            min_price=Min("price_usd"),
+            max_price=Max("price_usd"),
+            avg_cap=Avg("market_cap"),
+            avg_volume=Avg("volume_24h"),
+            samples=Count("id"),
+        )
+        .order_by("-bucket", "source")
+    )
 
 
 def article_list(

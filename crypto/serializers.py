@@ -126,4 +126,7 @@ class HistorySerializer(serializers.Serializer):
     api_latency_ms = serializers.FloatField()
     slug = serializers.CharField()
     interval = serializers.CharField()
+    next = serializers.URLField(
+        allow_null=True, help_text="the next page (the same request with a cursor), if any"
+    )
     data = PointSerializer(many=True)

@@ -1,7 +1,8 @@
 """Gunicorn settings for the container: `gunicorn kasparro.wsgi:application -c <this file>`.
 
 Environment: PORT (default 8000), WEB_CONCURRENCY (workers; default 2 x cores + 1, at most 8),
-GUNICORN_THREADS (per worker, default 4), GUNICORN_TIMEOUT (default 60), FORWARDED_ALLOW_IPS
+GUNICORN_THREADS (per worker, default 4), GUNICORN_TIMEOUT (default 60), GUNICORN_MAX_REQUESTS
+(recycle a worker after about this many requests; default 0, never), FORWARDED_ALLOW_IPS
 (proxies trusted for X-Forwarded-Proto; docker-compose: its nginx).
 """
 
@@ -40,9 +41,14 @@ limit_request_field_size = 8190
 graceful_timeout = 30
 keepalive = 5
 
-# Recycle workers now and then so a slow leak cannot grow without bound.
-max_requests = 1000
-max_requests_jitter = 100
+# Workers are not recycled by default: recycling every 1,000 requests restarted a worker every
+# few seconds under load (each restart a second of a busy core and a tail of slow requests),
+# and left a Prometheus file per dead worker for every scrape of /metrics to read. A worker's
+# memory stays flat without it (README, "Steady latency": RSS over 100,000 requests).
+# GUNICORN_MAX_REQUESTS turns it back on, spread by a jitter of a quarter of it so that the
+# workers never restart together.
+max_requests = _int_env("GUNICORN_MAX_REQUESTS", 0)
+max_requests_jitter = max_requests // 4
 
 # Heartbeat files in memory: a container's /tmp may be an overlay on a slow disk. The same file
 # serves `make run` (deploy/run-local.sh), so fall back to gunicorn's default without /dev/shm.

@@ -1,25 +1,23 @@
-"""The ETL's Prometheus metrics, read from the database at scrape time: right whichever process
+"""The ETL's Prometheus metrics, read from the database at scrape time (the run rollups, the
+drift events and the upstream counters: small tables): right whichever process
 ran the ETL (a worker, the CLI, another host) and surviving restarts. Registered with the
 /metrics endpoint (kasparro.core.metrics) when the etl app is ready."""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections import defaultdict
 
 from django.db import DatabaseError
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Max, Q, Sum
-from django.utils import timezone
+from django.db.models import Count
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from etl.models import DriftEvent, UpstreamCounter
 from kasparro.core.catalogue import source_names
-from runs.models import Run
-from runs.selectors import usable
+from runs.models import DURATION_BUCKETS, Run, RunTally
+from runs.selectors import runs_last_per_source
 
 logger = logging.getLogger(__name__)
-
-DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 
 
 class EtlCollector:
@@ -56,40 +54,44 @@ class EtlCollector:
 
     @staticmethod
     def _families():
+        # Run counters from the rollups kept at each run's start and end (runs.rollups): one
+        # small read, never a scan of the run history.
+        tallies = list(RunTally.objects.filter(runs__gt=0).order_by("source", "status"))
         runs = CounterMetricFamily(
             "etl_runs", "ETL runs by source and status.", labels=["source", "status"]
         )
-        for row in Run.objects.values("source", "status").annotate(n=Count("id")):
-            runs.add_metric([row["source"], row["status"]], row["n"])
-        yield runs
-
         records = CounterMetricFamily(
-            "etl_records_processed", "Items fetched by ETL runs.", labels=["source"]
+            "etl_records_processed", "Items fetched by finished ETL runs.", labels=["source"]
         )
-        for row in Run.objects.values("source").annotate(n=Sum("items_fetched")):
-            records.add_metric([row["source"]], row["n"] or 0)
-        yield records
-
-        duration = ExpressionWrapper(
-            F("finished_at") - F("started_at"), output_field=DurationField()
+        quarantined = CounterMetricFamily(
+            "quarantined_records", "Items quarantined, by source.", labels=["source"]
         )
-        finished = Run.objects.filter(finished_at__isnull=False).exclude(status=Run.Status.SKIPPED)
-        aggregates = {
-            f"le_{b}": Count("id", filter=Q(d__lte=timedelta(seconds=b))) for b in DURATION_BUCKETS
-        }
         histogram = HistogramMetricFamily(
             "etl_duration_seconds", "Duration of finished ETL runs.", labels=["source"]
         )
-        for row in (
-            finished.annotate(d=duration)
-            .values("source")
-            .annotate(n=Count("id"), total=Sum("d"), **aggregates)
-        ):
-            buckets = [(str(float(b)), row[f"le_{b}"]) for b in DURATION_BUCKETS]
-            buckets.append(("+Inf", row["n"]))
-            total = row["total"]
-            seconds = total.total_seconds() if isinstance(total, timedelta) else (total or 0) / 1e6
-            histogram.add_metric([row["source"]], buckets, seconds)
+        fetched: dict[str, int] = defaultdict(int)
+        held: dict[str, int] = defaultdict(int)
+        buckets: dict[str, list[int]] = {}
+        seconds: dict[str, float] = defaultdict(float)
+        for tally in tallies:
+            runs.add_metric([tally.source, tally.status], tally.runs)
+            fetched[tally.source] += tally.items_fetched
+            held[tally.source] += tally.items_quarantined
+            if tally.status in (Run.Status.RUNNING, Run.Status.SKIPPED):
+                continue
+            counts = [count for _, count in tally.cumulative_buckets()]
+            known = buckets.setdefault(tally.source, [0] * len(counts))
+            buckets[tally.source] = [a + b for a, b in zip(known, counts, strict=True)]
+            seconds[tally.source] += tally.duration_seconds
+        for source, total in fetched.items():
+            records.add_metric([source], total)
+        for source, total in held.items():
+            quarantined.add_metric([source], total)
+        bounds = [*(str(float(b)) for b in DURATION_BUCKETS), "+Inf"]
+        for source, counts in buckets.items():
+            histogram.add_metric([source], list(zip(bounds, counts, strict=True)), seconds[source])
+        yield runs
+        yield records
         yield histogram
 
         staleness = GaugeMetricFamily(
@@ -97,16 +99,9 @@ class EtlCollector:
             "Seconds since the source's last successful or partial run finished.",
             labels=["source"],
         )
-        last = dict(
-            Run.objects.filter(usable())
-            .values("source")
-            .annotate(last=Max("finished_at"))
-            .values_list("source", "last")
-        )
-        now = timezone.now()
-        for source in source_names():
-            if last.get(source):
-                staleness.add_metric([source], (now - last[source]).total_seconds())
+        for source, last in runs_last_per_source(sources=source_names()).items():
+            if last["staleness_seconds"] is not None:
+                staleness.add_metric([source], last["staleness_seconds"])
         yield staleness
 
         drift = CounterMetricFamily(
@@ -116,11 +111,6 @@ class EtlCollector:
             drift.add_metric([row["source"]], row["n"])
         yield drift
 
-        quarantined = CounterMetricFamily(
-            "quarantined_records", "Items quarantined, by source.", labels=["source"]
-        )
-        for row in Run.objects.values("source").annotate(n=Sum("items_quarantined")):
-            quarantined.add_metric([row["source"]], row["n"] or 0)
         yield quarantined
 
         upstream = CounterMetricFamily(

@@ -6,6 +6,17 @@ import uuid
 
 from django.db import models
 
+# What a run counts as its pages commit (runs.services.run_page_committed), summed per source
+# and status by the rollups (RunTally).
+RUN_COUNTERS = (
+    "items_fetched",
+    "items_inserted",
+    "items_updated",
+    "items_unchanged",
+    "items_quarantined",
+    "drift_findings",
+)
+
 
 class Run(models.Model):
     class Status(models.TextChoices):
@@ -88,3 +99,78 @@ class Run(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+# Upper bounds (seconds) of the run-duration histogram that /metrics exposes; a run longer than
+# the last falls in +Inf.
+DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+class SourceRollup(models.Model):
+    """One row per source, kept by runs.rollups as runs start and finish: what /health, /stats
+    and the pipeline page read instead of aggregating every run ever recorded."""
+
+    source = models.CharField(max_length=50, primary_key=True)
+    last_run = models.ForeignKey(
+        Run,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The newest run that was not skipped (it may still be running).",
+    )
+    last_run_started_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_usable_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last successful or partial run finished."
+    )
+
+    def __str__(self) -> str:
+        return self.source
+
+
+class RunTally(models.Model):
+    """Per source and status, since the first run: how many runs, what they counted and how
+    long they took (a histogram over DURATION_BUCKETS, each run in exactly one bucket). The
+    /metrics counters; a run is counted when it starts (as running) and moves to its final
+    status when it finishes, so deleting old runs never changes a tally."""
+
+    source = models.CharField(max_length=50)
+    status = models.CharField(max_length=10, choices=Run.Status.choices)
+    runs = models.BigIntegerField(default=0)
+    items_fetched = models.BigIntegerField(default=0)
+    items_inserted = models.BigIntegerField(default=0)
+    items_updated = models.BigIntegerField(default=0)
+    items_unchanged = models.BigIntegerField(default=0)
+    items_quarantined = models.BigIntegerField(default=0)
+    drift_findings = models.BigIntegerField(default=0)
+    duration_seconds = models.FloatField(default=0.0, help_text="Sum over finished runs.")
+    le_1 = models.BigIntegerField(default=0)
+    le_5 = models.BigIntegerField(default=0)
+    le_15 = models.BigIntegerField(default=0)
+    le_30 = models.BigIntegerField(default=0)
+    le_60 = models.BigIntegerField(default=0)
+    le_120 = models.BigIntegerField(default=0)
+    le_300 = models.BigIntegerField(default=0)
+    le_600 = models.BigIntegerField(default=0)
+    le_1800 = models.BigIntegerField(default=0)
+    le_3600 = models.BigIntegerField(default=0)
+    le_inf = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "status"], name="runtally_source_status")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.status}: {self.runs}"
+
+    def cumulative_buckets(self) -> list[tuple[float, int]]:
+        """(upper bound, runs at most that long) for each bound, +Inf last."""
+        total, buckets = 0, []
+        for bound in DURATION_BUCKETS:
+            total += getattr(self, f"le_{bound}")
+            buckets.append((float(bound), total))
+        buckets.append((float("inf"), total + self.le_inf))
+        return buckets

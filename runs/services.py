@@ -1,6 +1,7 @@
-"""Writes to Run rows: start, count a committed page, finish, skip; and the operator's requests
-for new runs (retry a run, run a source now), enqueued by task name since `runs` never imports
-`etl`."""
+"""Writes to Run rows: start, count a committed page, finish, skip, fail the abandoned; and the
+operator's requests for new runs (retry a run, run a source now), enqueued by task name since
+`runs` never imports `etl`. Every change of a run's status is made here, with its rollups
+(runs.rollups) in the same transaction."""
 
 from __future__ import annotations
 
@@ -14,16 +15,8 @@ from django.utils import timezone
 
 from kasparro.core.catalogue import INGEST_TASK
 from kasparro.core.errors import ApplicationError, NotFoundError
-from runs.models import Run
-
-COUNTERS = (
-    "items_fetched",
-    "items_inserted",
-    "items_updated",
-    "items_unchanged",
-    "items_quarantined",
-    "drift_findings",
-)
+from runs import rollups
+from runs.models import RUN_COUNTERS, Run
 
 
 def _host() -> str:
@@ -40,23 +33,26 @@ def run_start(
     run_id: uuid.UUID | None = None,
 ) -> Run:
     now = timezone.now()
-    return Run.objects.create(
-        id=run_id or uuid.uuid4(),
-        source=source,
-        trigger=trigger,
-        parent_id=parent_id,
-        task_id=task_id or "",
-        host=_host(),
-        started_at=now,
-        heartbeat_at=now,
-        checkpoint_before=checkpoint_before,
-        checkpoint_after=checkpoint_before,
-    )
+    with transaction.atomic():
+        run = Run.objects.create(
+            id=run_id or uuid.uuid4(),
+            source=source,
+            trigger=trigger,
+            parent_id=parent_id,
+            task_id=task_id or "",
+            host=_host(),
+            started_at=now,
+            heartbeat_at=now,
+            checkpoint_before=checkpoint_before,
+            checkpoint_after=checkpoint_before,
+        )
+        rollups.started(run)
+    return run
 
 
 def run_page_committed(*, run_id: uuid.UUID, cursor: dict | None, **counts: int) -> None:
     """Add a page's counts; call inside the page's transaction so they commit with it."""
-    unknown = set(counts) - set(COUNTERS)
+    unknown = set(counts) - set(RUN_COUNTERS)
     if unknown:
         raise ValueError(f"unknown run counters: {sorted(unknown)}")
     updates = {name: F(name) + value for name, value in counts.items() if value}
@@ -77,17 +73,44 @@ def run_finish(
 ) -> Run:
     """Record the end of a run. `retryable`: the caller's classification of `error` (runs
     does not know the ETL's error types); the ingest task retries only such runs."""
-    run = Run.objects.get(pk=run_id)
-    run.status = status
-    run.finished_at = timezone.now()
-    run.retryable = retryable
-    if error is not None:
-        run.error_class = f"{type(error).__module__}.{type(error).__qualname__}"[:200]
-        run.error_message = (message or str(error) or type(error).__name__)[:10_000]
-    elif message:
-        run.error_message = message[:10_000]
-    run.save(update_fields=["status", "finished_at", "retryable", "error_class", "error_message"])
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        previous = run.status
+        run.status = status
+        run.finished_at = timezone.now()
+        run.retryable = retryable
+        if error is not None:
+            run.error_class = f"{type(error).__module__}.{type(error).__qualname__}"[:200]
+            run.error_message = (message or str(error) or type(error).__name__)[:10_000]
+        elif message:
+            run.error_message = message[:10_000]
+        run.save(
+            update_fields=["status", "finished_at", "retryable", "error_class", "error_message"]
+        )
+        rollups.finished(run, previous=previous)
     return run
+
+
+def runs_fail_running(
+    *, source: str, error_class: str, message: str, except_run: uuid.UUID | None = None
+) -> uuid.UUID | None:
+    """Fail the source's running runs (their process died: the caller proved it by holding
+    the source's claim). Returns the newest of them, if any."""
+    newest = None
+    with transaction.atomic():
+        running = Run.objects.select_for_update().filter(source=source, status=Run.Status.RUNNING)
+        if except_run is not None:
+            running = running.exclude(pk=except_run)
+        now = timezone.now()
+        for run in running.order_by("started_at"):
+            run.status = Run.Status.FAILED
+            run.finished_at = now
+            run.error_class = error_class[:200]
+            run.error_message = message[:10_000]
+            run.save(update_fields=["status", "finished_at", "error_class", "error_message"])
+            rollups.finished(run, previous=Run.Status.RUNNING)
+            newest = run.pk
+    return newest
 
 
 def run_skip(
@@ -99,17 +122,20 @@ def run_skip(
     parent_id: uuid.UUID | str | None = None,
 ) -> Run:
     now = timezone.now()
-    return Run.objects.create(
-        source=source,
-        trigger=trigger,
-        parent_id=parent_id,
-        task_id=task_id or "",
-        host=_host(),
-        status=Run.Status.SKIPPED,
-        started_at=now,
-        finished_at=now,
-        error_message=reason,
-    )
+    with transaction.atomic():
+        run = Run.objects.create(
+            source=source,
+            trigger=trigger,
+            parent_id=parent_id,
+            task_id=task_id or "",
+            host=_host(),
+            status=Run.Status.SKIPPED,
+            started_at=now,
+            finished_at=now,
+            error_message=reason,
+        )
+        rollups.recorded(run)
+    return run
 
 
 # --- Operator requests --------------------------------------------------------------------------

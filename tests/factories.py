@@ -31,6 +31,7 @@ from etl.models import (
     SourcePolicy,
 )
 from kasparro.core.apikeys.models import APIKey
+from runs import rollups
 from runs.models import Run
 
 BASE = dt.datetime(2025, 12, 28, 12, 0, tzinfo=dt.UTC)
@@ -162,6 +163,16 @@ class RunFactory(Factory):
     items_updated = 10
     checkpoint_before = {"next_page": 1}
     checkpoint_after = {"next_page": 1}
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        """A run as runs.services records one: its rollups kept with it."""
+        run = super()._create(model_class, *args, **kwargs)
+        if run.status == Run.Status.RUNNING:
+            rollups.started(run)
+        else:
+            rollups.recorded(run)
+        return run
 
 
 def finished_run(

@@ -14,7 +14,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from etl.services.schedules import schedules_ensure
 from kasparro.core.apikeys.models import APIKey
 from kasparro.core.apikeys.services import apikey_create, apikey_verify
-from runs.models import Run
+from tests.factories import RunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -104,7 +104,7 @@ def test_bootstrap_prints_working_credentials(client):
 
 
 def test_admin_shows_runs_to_staff(client, django_user_model):
-    Run.objects.create(source="csv", trigger="cli", status="success", started_at=timezone.now())
+    RunFactory(source="csv", trigger="cli", status="success", started_at=timezone.now())
     staff = django_user_model.objects.create_user(
         "ops", password="pw-12345678", is_staff=True, is_superuser=True
     )
@@ -125,9 +125,7 @@ def test_health_reports_sources_and_degrades_when_stale(client):
 
     now = timezone.now()
     for source in ("coingecko", "rss", "csv"):
-        Run.objects.create(
-            source=source, trigger="beat", status="success", started_at=now, finished_at=now
-        )
+        RunFactory(source=source, trigger="beat", status="success", started_at=now, finished_at=now)
     fresh = client.get("/health")
     assert fresh.status_code == 200
     assert all(not s["stale"] for s in fresh.json()["etl_status"].values())

@@ -18,9 +18,11 @@ register.filter("trend", formatting.trend)
 
 
 @register.simple_tag
-def sparkline(points: list[float] | None, width: int = 120, height: int = 32):
-    """An inline SVG polyline of a series (no JavaScript: the table works without it)."""
-    if not points or len(points) < 2:
+def sparkline(line, width: int = 120, height: int = 32):
+    """An inline SVG polyline of a crypto.dashboard.Sparkline (no JavaScript: the table works
+    without it), titled with its source and the week's end."""
+    points = line.points if line else ()
+    if len(points) < 2:
         return mark_safe('<span class="spark-empty">—</span>')
     low, high = min(points), max(points)
     span = (high - low) or 1.0
@@ -30,13 +32,16 @@ def sparkline(points: list[float] | None, width: int = 120, height: int = 32):
         for i, p in enumerate(points)
     )
     direction = "up" if points[-1] >= points[0] else "down"
+    label = f"7-day price trend ({line.source}, to {line.end:%-d %b %Y %H:%M} UTC)"
     return format_html(
         '<svg class="spark {}" viewBox="0 0 {} {}" width="{}" height="{}" role="img" '
-        'aria-label="7-day price trend"><polyline fill="none" points="{}"/></svg>',
+        'aria-label="{}"><title>{}</title><polyline fill="none" points="{}"/></svg>',
         direction,
         width,
         height,
         width,
         height,
+        label,
+        label,
         coords,
     )

@@ -28,7 +28,7 @@ from django.utils import timezone
 from etl.exceptions import RunAbandoned
 from etl.services.leases import SourceBusy, source_claimed
 from runs.models import Run
-from runs.services import run_enqueue
+from runs.services import run_enqueue, runs_fail_running
 
 logger = logging.getLogger(__name__)
 
@@ -40,19 +40,11 @@ RETRY_GRACE = dt.timedelta(minutes=2)
 def runs_fail_abandoned(*, source: str, except_run: uuid.UUID | None = None) -> uuid.UUID | None:
     """Fail the source's running runs. Call only while holding its claim, which proves them
     dead. Returns the newest of them, if any."""
-    running = Run.objects.filter(source=source, status=Run.Status.RUNNING)
-    if except_run is not None:
-        running = running.exclude(pk=except_run)
-    newest = running.order_by("-started_at").values_list("pk", flat=True).first()
-    if newest is None:
-        return None
-    count = running.update(
-        status=Run.Status.FAILED,
-        finished_at=timezone.now(),
-        error_class=ERROR_CLASS,
-        error_message=ABANDONED,
+    newest = runs_fail_running(
+        source=source, error_class=ERROR_CLASS, message=ABANDONED, except_run=except_run
     )
-    logger.warning("abandoned runs failed", extra={"count": count, "source": source})
+    if newest is not None:
+        logger.warning("abandoned runs failed", extra={"source": source})
     return newest
 
 

@@ -91,9 +91,9 @@ for name, qs in cases.items():
     return out.stdout
 
 
-def wrk(url: str, seconds: int = 15) -> dict:
+def wrk(url: str, seconds: int = 15, extra: list[str] | None = None) -> dict:
     out = subprocess.run(
-        ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", url],
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", *(extra or []), url],
         check=True,
         capture_output=True,
         text=True,

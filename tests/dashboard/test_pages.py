@@ -8,13 +8,14 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from crypto.models import Asset, LatestQuote, Quote
+from crypto.models import ArticleAsset, Asset, LatestQuote, Quote
 from runs.models import Run
-from tests.factories import RunFactory
+from tests.factories import ArticleFactory, RunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +117,69 @@ def test_a_sparkline_draws_the_hourly_prices_of_the_week(client):
     assert 'class="spark down"' in html
 
 
+def test_a_sparkline_draws_the_richest_sources_week_not_a_blend(client):
+    """A live CoinGecko price beside a CSV drop that stopped a year ago: the line is the
+    CSV's last week (titled so), never a blend across the year; where CoinGecko has more
+    hours in its own week, CoinGecko's."""
+    [asset] = market(1, hours=1)
+    year_ago = LatestQuote.objects.get(asset=asset).observed_at - dt.timedelta(days=365)
+    csv_prices = [Decimal(50 + h) for h in range(48)]
+    Quote.objects.bulk_create(
+        Quote(
+            asset=asset,
+            source="csv",
+            observed_at=year_ago - dt.timedelta(hours=h),
+            price_usd=price,
+            ingested_at=year_ago,
+        )
+        for h, price in enumerate(csv_prices)
+    )
+    LatestQuote.objects.create(asset=asset, source="csv", observed_at=year_ago, price_usd=50)
+    html = client.get("/").content.decode()
+    [points] = re.findall(r'<polyline fill="none" points="([^"]+)"', html)
+    assert len(points.split()) == 48
+    assert f"(csv, to {year_ago:%-d %b %Y %H:%M} UTC)" in html
+
+    Quote.objects.filter(asset=asset, source="coingecko").delete()
+    market_more = [
+        Quote(
+            asset=asset,
+            source="coingecko",
+            observed_at=LatestQuote.objects.get(asset=asset, source="coingecko").observed_at
+            - dt.timedelta(hours=h),
+            price_usd=Decimal(200 + h),
+            ingested_at=timezone.now(),
+        )
+        for h in range(60)
+    ]
+    Quote.objects.bulk_create(market_more)
+    LatestQuote.objects.filter(asset=asset, source="coingecko").update(price_usd=Decimal(201))
+    html = client.get("/").content.decode()  # same newest times: the cached line...
+    assert "(csv, to" in html
+    cache.clear()  # ...until the hour's cache ends
+    html = client.get("/").content.decode()
+    [points] = re.findall(r'<polyline fill="none" points="([^"]+)"', html)
+    assert len(points.split()) == 60 and "(coingecko, to" in html
+
+
+def test_the_shipped_sample_data_gives_every_market_row_a_sparkline(client, coingecko, settings):
+    """`make run`'s CSV_DROP_DIR (the real snapshot plus its made-up week of hourly prices)
+    with the CoinGecko sample: every row of the markets page draws a week."""
+    from etl.pipeline.run import ingest_run
+
+    settings.CSV_DROP_DIR = settings.BASE_DIR / "data" / "csv_drop"
+    for source in ("coingecko", "csv"):
+        assert ingest_run(source_name=source, trigger="cli").status == "success"
+    html = client.get("/").content.decode()
+    lines = re.findall(r'<polyline fill="none" points="([^"]+)"', html)
+    assert len(lines) == html.count('<td class="spark-cell">') == 50
+    assert all(len(points.split()) == 60 for points in lines)  # a week of hours, thinned
+    page = client.get("/coins/bitcoin/", {"range": "7d", "interval": "raw"})
+    series = page.context["chart"]["series"]
+    assert set(series) == {"coingecko", "csv"}  # one line per source on the same axes
+    assert len(series["csv"]["time"]) == 168 and len(series["coingecko"]["time"]) == 1
+
+
 def test_markets_pages_and_an_empty_search(client):
     market(60)
     second = client.get("/", {"page": 2}).content.decode()
@@ -178,6 +242,38 @@ def test_news_newest_first_with_asset_chips_and_filters(client, loaded):
     assert 'href="/coins/bitcoin/"' in about
     none = client.get("/articles/", {"q": "zzzz-nothing"}).content.decode()
     assert "No article matches" in none
+
+
+def news_about(assets: list[Asset], articles: int = 30) -> None:
+    """`articles` articles, each mentioning every one of `assets` (at most 5)."""
+    made = ArticleFactory.create_batch(articles)
+    ArticleAsset.objects.bulk_create(
+        ArticleAsset(article=article, asset=asset, matched_by="name")
+        for article in made
+        for asset in assets[:5]
+    )
+
+
+def test_news_costs_the_same_queries_for_10_and_1000_assets(client):
+    news_about(market(10))
+    few, html = queries(client, "/articles/?asset=coin-0001")
+    assert html.count('class="chip"') >= 30
+    few_all, _ = queries(client, "/articles/")
+    Asset.objects.all().delete()
+    news_about(market(1000))
+    many, _ = queries(client, "/articles/?asset=coin-0001")
+    many_all, _ = queries(client, "/articles/")
+    assert (many, many_all) == (few, few_all)
+
+
+def test_asset_page_costs_the_same_queries_for_10_and_1000_assets(client):
+    news_about(market(10))
+    few, html = queries(client, "/coins/coin-0001/")
+    assert "Coin 0001" in html
+    Asset.objects.all().delete()
+    news_about(market(1000))
+    many, _ = queries(client, "/coins/coin-0001/")
+    assert many == few
 
 
 # --- /pipeline/ ----------------------------------------------------------------------------------

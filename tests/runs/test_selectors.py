@@ -39,6 +39,7 @@ def test_a_source_that_never_ran_has_no_last_run_and_no_staleness():
     assert last["coingecko"] == {
         "last_run": None,
         "last_success_at": None,
+        "last_failure_at": None,
         "last_usable_at": None,
         "staleness_seconds": None,
     }

@@ -1,0 +1,178 @@
+"""Benchmark: what years of runs and tens of millions of quotes cost per request. For each level
+it builds a PostgreSQL database (quotes through the real CSV pipeline: 1,000 coins x hourly
+rows; hourly runs of the three sources written as rows, their rollups filled by the same
+backfill an upgrade runs), serves it with gunicorn as shipped (2 workers) and drives each
+endpoint with wrk (2 threads, 16 connections).
+
+    .venv/bin/python tests/benchmarks/scale.py [--big] [--seconds 8] [--rss-requests 0]
+
+Levels: 100 runs with 100k quotes, 10k runs with 1M quotes, and with --big 100k runs (3.8
+years of hourly runs of three sources) with 10M quotes. The table gives requests/s and p50
+per endpoint and level, and each endpoint's rate as a fraction of its rate at the first level.
+--rss-requests N also sends N requests to /data at the last level and prints each worker's RSS
+before and after (does a worker leak without recycling?). DATABASE_URL names the server (its
+database name is replaced per level).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.benchmarks.api_load import build, env_for, wrk  # noqa: E402
+from tests.support import PYTHON, gunicorn  # noqa: E402
+
+SERVER = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/x").rsplit("/", 1)[0]
+LEVELS = [(100, 100_000), (10_000, 1_000_000)]
+BIG = (100_000, 10_000_000)
+ENDPOINTS = [
+    ("/health", False),
+    ("/stats", True),
+    ("/metrics", False),
+    ("/assets/coin-0500/history?interval=day", False),
+    ("/assets/coin-0500/history", False),
+    ("/data?limit=10", False),
+    ("/runs", True),
+]
+
+RUNS_SQL = """
+INSERT INTO runs_run (id, source, status, trigger, task_id, host, started_at, finished_at,
+    heartbeat_at, pages, items_fetched, items_inserted, items_updated, items_unchanged,
+    items_quarantined, drift_findings, findings, error_class, retryable, error_message)
+SELECT gen_random_uuid(), (ARRAY['coingecko', 'rss', 'csv'])[1 + i %% 3],
+    CASE WHEN i %% 23 = 0 THEN 'failed' WHEN i %% 31 = 0 THEN 'partial' ELSE 'success' END,
+    'beat', '', 'bench:1', now() - (i / 3) * interval '1 hour',
+    now() - (i / 3) * interval '1 hour' + (5 + i %% 40) * interval '1 second',
+    now() - (i / 3) * interval '1 hour', 2, 250, 10, 5, 235, i %% 2, 0, '[]'::jsonb, '', false, ''
+FROM generate_series(1, %s) AS i
+"""
+
+BACKFILL = """
+import importlib
+from django.apps import apps
+from runs.models import RunTally, SourceRollup
+RunTally.objects.all().delete()
+SourceRollup.objects.all().delete()
+importlib.import_module("runs.migrations.0007_backfill_rollups").backfill(apps, None)
+from kasparro.core.apikeys.services import apikey_create
+print(apikey_create(name="bench")[1])
+"""
+
+
+def build_level(runs: int, quotes: int) -> tuple[str, str]:
+    import psycopg
+
+    url = f"{SERVER}/kasparro_scale_{runs}"
+    started = time.perf_counter()
+    build(url, quotes)
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(RUNS_SQL, (runs - 1,))  # the CSV load itself was the first run
+        db.execute("VACUUM ANALYZE")
+    out = subprocess.run(
+        [PYTHON, "manage.py", "shell", "--no-imports", "-c", BACKFILL],
+        cwd=ROOT,
+        env=env_for(url),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    key = out.stdout.strip().splitlines()[-1]
+    print(f"built {runs:,} runs / {quotes:,} quotes in {time.perf_counter() - started:.0f}s")
+    return url, key
+
+
+def rss_mb(base_pid: int) -> list[float]:
+    """RSS of each gunicorn worker (children of the master)."""
+    out = subprocess.run(
+        ["ps", "-o", "pid=,ppid=,rss=", "-e"], check=True, capture_output=True, text=True
+    ).stdout
+    rows = [line.split() for line in out.splitlines()]
+    master = [int(p) for p, pp, _ in rows if int(pp) == base_pid]
+    return sorted(int(r) / 1024 for p, pp, r in rows if int(pp) in master)
+
+
+def measure(url: str, key: str, seconds: int, rss_requests: int) -> dict:
+    results = {}
+    env = env_for(url)
+    with gunicorn(env, workers=2) as base:
+        for path, keyed in ENDPOINTS:
+            headers = ["-H", f"X-API-Key: {key}"] if keyed else []
+            request = urllib.request.Request(base + path, headers={"X-API-Key": key})  # noqa: S310
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                assert response.status == 200, (path, response.status)
+            wrk(base + path, seconds=2, extra=headers)  # warm both workers
+            results[path] = wrk(base + path, seconds=seconds, extra=headers)
+        if rss_requests:
+            master = int(
+                subprocess.run(
+                    ["pgrep", "-f", f"gunicorn.*{base.rsplit(':', 1)[1]}"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.split()[0]
+            )
+            before = rss_mb(master)
+            rate = results["/data?limit=10"]["rps"] or 100
+            wrk(base + "/data?limit=10", seconds=max(5, int(rss_requests / rate)))
+            after = rss_mb(master)
+            results["rss"] = (before, after, rss_requests)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--big", action="store_true", help="also 100k runs and 10M quotes")
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rss-requests", type=int, default=0)
+    parser.add_argument("--reuse", action="store_true", help="keep the databases of a last run")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("this benchmark needs wrk (apt-get install wrk)")
+    levels = [*LEVELS, BIG] if args.big else LEVELS
+    results = {}
+    for runs, quotes in levels:
+        if args.reuse:
+            url = f"{SERVER}/kasparro_scale_{runs}"
+            key = subprocess.run(
+                [PYTHON, "manage.py", "shell", "--no-imports", "-c", BACKFILL.split("RunTally")[0]
+                 + "from kasparro.core.apikeys.services import apikey_create\n"
+                 + "print(apikey_create(name='bench')[1])"],
+                cwd=ROOT, env=env_for(url), check=True, capture_output=True, text=True,
+            ).stdout.strip().splitlines()[-1]  # fmt: skip
+        else:
+            url, key = build_level(runs, quotes)
+        last = (runs, quotes) == levels[-1]
+        results[runs, quotes] = measure(url, key, args.seconds, args.rss_requests if last else 0)
+
+    heads = [f"{q / 1e6:g}M quotes, {r:,} runs" for r, q in levels]
+    print("| endpoint | " + " | ".join(heads) + " | last / first |")
+    print("| --- |" + " --- |" * (len(levels) + 1))
+    first = levels[0]
+    for path, _ in ENDPOINTS:
+        cells = [
+            f"{r['rps']:,.0f} req/s (p50 {r['p50_ms']:.1f} ms)"
+            for r in (results[level][path] for level in levels)
+        ]
+        ratio = results[levels[-1]][path]["rps"] / results[first][path]["rps"]
+        print(f"| `{path}` | " + " | ".join(cells) + f" | {ratio:.2f}x |")
+    for level in levels:
+        errors = {p: r["errors"] for p, r in results[level].items() if p != "rss" and r["errors"]}
+        if errors:
+            print(f"non-2xx answers at {level}: {errors}")
+    rss = results[levels[-1]].get("rss")
+    if rss:
+        before, after, count = rss
+        print(f"worker RSS before / after {count:,} requests to /data: {before} -> {after} MB")
+
+
+if __name__ == "__main__":
+    main()
