@@ -1,10 +1,15 @@
 """The read API over market data and news: /data, /assets, /assets/{slug},
-/assets/{slug}/history, /news. Views parse parameters and call selectors; nothing else."""
+/assets/{slug}/history, /news. Views parse parameters and call selectors; nothing else.
+
+About 320 lines, on purpose: each of the five operations keeps its parameters, its OpenAPI
+description (responses, examples) and its view side by side, which is what one reads together
+when the schema and the answers must agree."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from django.core.validators import RegexValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers
@@ -13,6 +18,7 @@ from rest_framework.response import Response
 
 from crypto.models import Asset
 from crypto.selectors import (
+    CURSOR_PATTERN,
     HISTORY_INTERVALS,
     HistoryCursor,
     article_list,
@@ -39,6 +45,7 @@ from kasparro.core.api import (
     ApiView,
     PageParams,
     QueryText,
+    choice_parameter,
     envelope_serializer,
     parameter_examples,
 )
@@ -58,14 +65,10 @@ from kasparro.core.request_id import get_request_id
 
 
 class DataParams(PageParams):
-    source = serializers.ChoiceField(
-        choices=source_names_and_aliases(),
-        required=False,
+    source = choice_parameter(
+        source_names_and_aliases(),
+        what="source",
         help_text=f"{', '.join(source_names())}; also {aliases_text()}",
-        error_messages={
-            "invalid_choice": f"unknown source {{input!r}}; one of {', '.join(source_names())} "
-            f"(also {aliases_text()})"
-        },
     )
     symbol = QueryText(max_length=50, help_text="exact symbol, any case")
     name = QueryText(max_length=200, help_text="text in the asset's name")
@@ -164,35 +167,32 @@ class AssetDetailApi(ApiView):
         )
 
 
+NOT_A_CURSOR = "not a cursor of this API: pass back a page's `next` as it came"
+
+
 class HistoryParams(serializers.Serializer):
     # Market sources only: the history is quotes; news has none.
-    source = serializers.ChoiceField(
-        choices=source_names(MARKET),
-        required=False,
-        error_messages={
-            "invalid_choice": "unknown market source {input!r}; "
-            f"one of {', '.join(source_names(MARKET))}"
-        },
-    )
+    source = choice_parameter(source_names(MARKET), what="market source")
     start = serializers.DateTimeField(required=False, help_text="ISO 8601, inclusive")
     # An `end` at or before `start` is an empty range: no points, not an error (the schema
     # cannot relate two parameters, so it cannot call that pair invalid).
     end = serializers.DateTimeField(required=False, help_text="ISO 8601, exclusive")
     interval = serializers.ChoiceField(choices=HISTORY_INTERVALS, default="raw")
     limit = serializers.IntegerField(default=500, min_value=1, max_value=5000)
+    # Its pattern is exactly the cursors there are, so a value the schema allows is never
+    # refused; taken as sent (no trimming), as the pattern reads it.
     cursor = serializers.CharField(
         required=False,
-        max_length=200,
-        help_text="the `next` of the previous page: where it ended (opaque)",
+        trim_whitespace=False,
+        validators=[RegexValidator(CURSOR_PATTERN, NOT_A_CURSOR)],
+        help_text="the `next` of the previous page: where it ended",
     )
 
     def validate_cursor(self, value: str) -> HistoryCursor:
-        try:
+        try:  # the final word: Python's `$` lets a trailing newline past the pattern
             return cursor_decode(value)
         except ValueError:
-            raise serializers.ValidationError(
-                "not a cursor of this API: pass back a page's `next` as it came"
-            ) from None
+            raise serializers.ValidationError(NOT_A_CURSOR) from None
 
 
 HISTORY_CSV_COLUMNS = [

@@ -27,18 +27,22 @@ def tables(captured) -> set[str]:
 def test_the_public_sites_reads_go_to_the_replica(client, coingecko):
     from etl.pipeline.run import ingest_run
 
-    with CaptureQueriesContext(connections["default"]) as primary:
-        with CaptureQueriesContext(connections[REPLICA]) as replica:
-            assert ingest_run(source_name="coingecko", trigger="cli").status == "success"
+    with (
+        CaptureQueriesContext(connections["default"]) as primary,
+        CaptureQueriesContext(connections[REPLICA]) as replica,
+    ):
+        assert ingest_run(source_name="coingecko", trigger="cli").status == "success"
     assert tables(primary) and not tables(replica)  # the ETL: primary
 
     from kasparro.core.apikeys.services import apikey_create
 
     key = apikey_create(name="replica")[1]
     for path, headers in (("/data", {}), ("/runs", {"HTTP_X_API_KEY": key}), ("/", {})):
-        with CaptureQueriesContext(connections["default"]) as primary:
-            with CaptureQueriesContext(connections[REPLICA]) as replica:
-                response = client.get(path, **headers)
+        with (
+            CaptureQueriesContext(connections["default"]) as primary,
+            CaptureQueriesContext(connections[REPLICA]) as replica,
+        ):
+            response = client.get(path, **headers)
         assert response.status_code == 200, path
         assert tables(replica) - {"apikeys_apikey"}, path  # the data: replica
         assert "apikeys_apikey" not in tables(replica), path  # authentication: primary

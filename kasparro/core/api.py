@@ -101,6 +101,21 @@ class QueryText(serializers.CharField):
         return super().run_validation(data).strip()
 
 
+def choice_parameter(
+    choices: list[str], *, what: str, help_text: str | None = None
+) -> serializers.ChoiceField:
+    """An optional parameter with a closed set of values (an enum in the schema, spelled as
+    listed); another value is a 400 that lists them."""
+    return serializers.ChoiceField(
+        choices=choices,
+        required=False,
+        help_text=help_text,
+        error_messages={
+            "invalid_choice": f"unknown {what} {{input!r}}; one of {', '.join(choices)}"
+        },
+    )
+
+
 class PageParams(serializers.Serializer):
     limit = serializers.IntegerField(default=10, min_value=1, max_value=100)
     offset = serializers.IntegerField(default=0, min_value=0, max_value=10_000_000)
