@@ -198,9 +198,8 @@ class QuoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["asset__slug", "asset__symbol"]
     list_select_related = ["asset"]
     date_hierarchy = "observed_at"
-    # Quotes arrive in time order, so the primary key gives newest first without sorting the
-    # series (observed_at has only a BRIN index); the column header sorts by observed_at.
-    ordering = ["-pk"]
+    # Newest first straight from the (observed_at, id) index, in any date drill-down too.
+    ordering = ["-observed_at", "-pk"]
     show_full_result_count = False
     paginator = BoundedCountPaginator
 

@@ -81,9 +81,10 @@ class Quote(models.Model):
                 fields=["asset", "source", "observed_at"], name="quote_asset_source_time_uniq"
             )
         ]
-        # The unique constraint's index serves every per-asset history query. Time ranges
-        # across assets use a BRIN index on PostgreSQL (migration 0002): tiny and nearly free
-        # to maintain on an append-mostly series, where a B-tree halved the load rate.
+        # The unique constraint's index serves every per-asset history query; this one, time
+        # windows across assets newest first (admin lists and drill-downs; migration 0003
+        # builds it concurrently and drops the BRIN index it replaces).
+        indexes = [models.Index(fields=["-observed_at", "-id"], name="quote_time_idx")]
 
     def __str__(self) -> str:
         return f"{self.asset_id}@{self.source} {self.observed_at:%Y-%m-%d %H:%M}"

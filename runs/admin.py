@@ -6,6 +6,7 @@ the run's drift events and quarantined items): they know runs, runs does not kno
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 from django.contrib import admin, messages
@@ -13,7 +14,13 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from kasparro.core.admin_utils import ReadOnlyAdminMixin, pretty_json, status_column
+from kasparro.core.admin_utils import (
+    BoundedCountPaginator,
+    ReadOnlyAdminMixin,
+    pretty_json,
+    status_column,
+)
+from kasparro.core.catalogue import source_entry, source_names
 from kasparro.core.errors import ApplicationError
 from runs.models import Run
 from runs.selectors import run_timeline
@@ -45,6 +52,19 @@ def run_page_section(fieldset: str) -> Callable[[RunField], RunField]:
     return register
 
 
+class SourceFilter(admin.SimpleListFilter):
+    """The catalogue's sources: no DISTINCT over the run history."""
+
+    title = "source"
+    parameter_name = "source"
+
+    def lookups(self, request, model_admin):
+        return [(name, source_entry(name).label) for name in source_names()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(source=self.value()) if self.value() else queryset
+
+
 @admin.register(Run)
 class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     with_actions = True
@@ -62,13 +82,29 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "drift_findings",
         "error_message_short",
     ]
-    list_filter = ["source", "status", "trigger", "started_at"]
-    search_fields = ["id", "error_message", "error_class"]
+    list_filter = [SourceFilter, "status", "trigger", "started_at"]
+    # A run id (whole), or words of an error: searched among the runs that have one (a partial
+    # index of them), not the whole history. See get_search_results.
+    search_fields = ["error_message", "error_class"]
+    search_help_text = "A run id, or words of its error message or class."
     date_hierarchy = "started_at"
     ordering = ["-started_at"]
+    show_full_result_count = False
+    paginator = BoundedCountPaginator
     actions = ["retry", "run_now"]
     change_list_template = "admin/runs/run/change_list.html"
     TIMELINE_RUNS = 100
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            return queryset.filter(pk=uuid.UUID(term)), False
+        except ValueError:
+            pass
+        queryset = queryset.exclude(error_message="")
+        return super().get_search_results(request, queryset, term)
 
     def changelist_view(self, request, extra_context=None):
         """A small chart of the newest runs above the list (one query)."""

@@ -89,6 +89,12 @@ class Run(models.Model):
                 name="run_retry_due_idx",
                 condition=models.Q(retry_at__isnull=False),
             ),
+            # The runs that have an error: what the admin's search reads.
+            models.Index(
+                fields=["-started_at"],
+                name="run_error_started_idx",
+                condition=~models.Q(error_message=""),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -221,6 +221,32 @@ def test_run_list_filters(su_client):
     assert response.status_code == 200
 
 
+def test_run_search_finds_a_run_by_id_or_by_the_words_of_its_error(su_client):
+    failed = RunFactory(
+        source="csv", status=Run.Status.FAILED, error_message="Connection refused by upstream"
+    )
+    quiet = RunFactory(source="csv")
+    by_id = su_client.get("/admin/runs/run/", {"q": str(quiet.pk)})
+    assert list(by_id.context["cl"].result_list) == [quiet]
+    by_words = su_client.get("/admin/runs/run/", {"q": "refused"})
+    assert list(by_words.context["cl"].result_list) == [failed]
+    assert su_client.get("/admin/runs/run/", {"q": "12345678"}).context["cl"].result_count == 0
+
+
+def test_run_list_lists_catalogue_sources_probes_dates_and_bounds_its_count(su_client, monkeypatch):
+    monkeypatch.setattr(BoundedCountPaginator, "limit", 3)
+    RunFactory.create_batch(4, source="rss")
+    with CaptureQueriesContext(connection) as queries:
+        response = su_client.get("/admin/runs/run/")
+    html = response.content.decode()
+    assert "3+ runs" in html
+    assert 'href="?source=coingecko"' in html  # from the catalogue, not the rows
+    sql = " ".join(q["sql"].upper() for q in queries.captured_queries)
+    assert "DISTINCT" not in sql and "MIN(" not in sql  # no scan of the history
+    year = RunFactory._meta.model.objects.first().started_at.year
+    assert f"?started_at__year={year}" in html
+
+
 # --- Checkpoints --------------------------------------------------------------------------------
 
 

@@ -3,8 +3,8 @@
 Django's `date_hierarchy` starts from MIN/MAX of the column and lists DISTINCT years, months
 or days of the filtered rows: each a scan of the whole series. This one asks, in a single
 query, whether each candidate period holds a row (`EXISTS ... LIMIT 1` per year since 2009,
-per month of the chosen year, or per day of the chosen month): a time-range probe the BRIN
-index answers, whatever the size of the table.
+per month of the chosen year, or per day of the chosen month): a time-range probe the
+(observed_at, id) index answers, whatever the size of the table.
 """
 
 from __future__ import annotations
@@ -39,9 +39,8 @@ def periods_with_rows(queryset, field: str, periods: list[tuple[dt.datetime, dt.
     connection = connections[queryset.db]
     with transaction.atomic(using=queryset.db), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            # The planner expects matching rows spread evenly and would read the table from
-            # its start for the first one; rows are stored in time order, so the BRIN index
-            # points at the right blocks at once.
+            # The planner may expect matching rows spread evenly and read the table from its
+            # start for the first one; the time index finds it at once.
             cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SELECT " + ", ".join(parts), params)
         return [bool(value) for value in cursor.fetchone()]
