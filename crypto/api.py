@@ -1,10 +1,15 @@
 """The read API over market data and news: /data, /assets, /assets/{slug},
-/assets/{slug}/history, /news. Views parse parameters and call selectors; nothing else."""
+/assets/{slug}/history, /news. Views parse parameters and call selectors; nothing else.
+
+About 320 lines, on purpose: each of the five operations keeps its parameters, its OpenAPI
+description (responses, examples) and its view side by side, which is what one reads together
+when the schema and the answers must agree."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+from django.core.validators import RegexValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers
@@ -13,6 +18,7 @@ from rest_framework.response import Response
 
 from crypto.models import Asset
 from crypto.selectors import (
+    CURSOR_PATTERN,
     HISTORY_INTERVALS,
     HistoryCursor,
     article_list,
@@ -35,12 +41,22 @@ from crypto.serializers import (
 )
 from kasparro.core.api import (
     ERRORS,
+    NOT_FOUND,
     ApiView,
-    ErrorSerializer,
     PageParams,
+    QueryText,
+    choice_parameter,
     envelope_serializer,
+    parameter_examples,
 )
-from kasparro.core.catalogue import MARKET, NEWS, aliases_text, canonical_name, source_names
+from kasparro.core.catalogue import (
+    MARKET,
+    NEWS,
+    aliases_text,
+    canonical_name,
+    source_names,
+    source_names_and_aliases,
+)
 from kasparro.core.csv_export import FORMAT_PARAMETER, CsvApiView, csv_response, wants_csv
 from kasparro.core.errors import NotFoundError
 from kasparro.core.request_id import get_request_id
@@ -49,20 +65,16 @@ from kasparro.core.request_id import get_request_id
 
 
 class DataParams(PageParams):
-    source = serializers.CharField(
-        required=False, help_text=f"{', '.join(source_names())}; also {aliases_text()}"
+    source = choice_parameter(
+        source_names_and_aliases(),
+        what="source",
+        help_text=f"{', '.join(source_names())}; also {aliases_text()}",
     )
-    symbol = serializers.CharField(required=False, max_length=50)
-    name = serializers.CharField(required=False, max_length=200)
+    symbol = QueryText(max_length=50, help_text="exact symbol, any case")
+    name = QueryText(max_length=200, help_text="text in the asset's name")
 
     def validate_source(self, value: str) -> str:
-        canonical = canonical_name(value)
-        if canonical is None:
-            raise serializers.ValidationError(
-                f"unknown source {value.strip().lower()!r}; "
-                f"one of {', '.join(source_names())} (also {aliases_text()})"
-            )
-        return canonical
+        return canonical_name(value)
 
 
 class DataApi(ApiView):
@@ -83,6 +95,7 @@ class DataApi(ApiView):
             ),
             **ERRORS,
         },
+        examples=parameter_examples(source="coingecko", symbol="BTC", name="bitcoin", limit=10),
         description="Latest quote per asset and source (best ranked first). A news source "
         f"(`source={source_names(NEWS)[0]}`, also {aliases_text()}) lists articles in the same "
         "envelope.",
@@ -109,8 +122,8 @@ class DataApi(ApiView):
 
 
 class AssetListParams(PageParams):
-    q = serializers.CharField(required=False, max_length=200, help_text="slug, symbol or name")
-    symbol = serializers.CharField(required=False, max_length=50)
+    q = QueryText(max_length=200, help_text="slug, symbol or name")
+    symbol = QueryText(max_length=50, help_text="exact symbol, any case")
 
 
 class AssetListApi(ApiView):
@@ -118,6 +131,7 @@ class AssetListApi(ApiView):
         operation_id="assets_list",
         parameters=[AssetListParams],
         responses={200: envelope_serializer("AssetEnvelope", AssetSerializer), **ERRORS},
+        examples=parameter_examples(q="bitcoin", symbol="BTC", limit=10, offset=0),
     )
     def get(self, request: Request) -> Response:
         p = self.params(AssetListParams, request)
@@ -135,7 +149,10 @@ def _asset_or_404(slug: str) -> Asset:
 
 
 class AssetDetailApi(ApiView):
-    @extend_schema(responses={200: AssetDetailSerializer, 404: ErrorSerializer, **ERRORS})
+    @extend_schema(
+        responses={200: AssetDetailSerializer, **NOT_FOUND, **ERRORS},
+        examples=parameter_examples(path={"slug": "bitcoin"}),
+    )
     def get(self, request: Request, slug: str) -> Response:
         asset = _asset_or_404(slug)
         return Response(
@@ -150,39 +167,32 @@ class AssetDetailApi(ApiView):
         )
 
 
+NOT_A_CURSOR = "not a cursor of this API: pass back a page's `next` as it came"
+
+
 class HistoryParams(serializers.Serializer):
-    source = serializers.CharField(required=False)
+    # Market sources only: the history is quotes; news has none.
+    source = choice_parameter(source_names(MARKET), what="market source")
     start = serializers.DateTimeField(required=False, help_text="ISO 8601, inclusive")
+    # An `end` at or before `start` is an empty range: no points, not an error (the schema
+    # cannot relate two parameters, so it cannot call that pair invalid).
     end = serializers.DateTimeField(required=False, help_text="ISO 8601, exclusive")
     interval = serializers.ChoiceField(choices=HISTORY_INTERVALS, default="raw")
     limit = serializers.IntegerField(default=500, min_value=1, max_value=5000)
+    # Its pattern is exactly the cursors there are, so a value the schema allows is never
+    # refused; taken as sent (no trimming), as the pattern reads it.
     cursor = serializers.CharField(
         required=False,
-        max_length=200,
-        help_text="the `next` of the previous page: where it ended (opaque)",
+        trim_whitespace=False,
+        validators=[RegexValidator(CURSOR_PATTERN, NOT_A_CURSOR)],
+        help_text="the `next` of the previous page: where it ended",
     )
 
     def validate_cursor(self, value: str) -> HistoryCursor:
-        try:
+        try:  # the final word: Python's `$` lets a trailing newline past the pattern
             return cursor_decode(value)
         except ValueError:
-            raise serializers.ValidationError(
-                "not a cursor of this API: pass back a page's `next` as it came"
-            ) from None
-
-    def validate_source(self, value: str) -> str:
-        value = value.strip().lower()
-        if value not in source_names(MARKET):
-            raise serializers.ValidationError(
-                f"unknown market source {value!r}; one of {', '.join(source_names(MARKET))}"
-            )
-        return value
-
-    def validate(self, attrs: dict) -> dict:
-        start, end = attrs.get("start"), attrs.get("end")
-        if start and end and start >= end:
-            raise serializers.ValidationError({"end": "must be after start"})
-        return attrs
+            raise serializers.ValidationError(NOT_A_CURSOR) from None
 
 
 HISTORY_CSV_COLUMNS = [
@@ -202,9 +212,18 @@ class AssetHistoryApi(CsvApiView):
         responses={
             (200, "application/json"): HistorySerializer,
             (200, "text/csv"): OpenApiTypes.STR,
-            404: ErrorSerializer,
+            **NOT_FOUND,
             **ERRORS,
         },
+        examples=parameter_examples(
+            path={"slug": "bitcoin"},
+            source="coingecko",
+            start="2025-12-01T00:00:00Z",
+            end="2026-01-01T00:00:00Z",
+            interval="day",
+            limit=100,
+            format="json",
+        ),
         description="The asset's time series in [start, end), newest first; `interval=hour` "
         "or `day` buckets it (average, min and max price per bucket and source). A full page "
         "gives `next` (and a `Link: rel=next` header), the same request with a `cursor` for "
@@ -255,8 +274,8 @@ class AssetHistoryApi(CsvApiView):
 
 
 class NewsParams(PageParams):
-    asset = serializers.CharField(required=False, max_length=200, help_text="asset slug")
-    q = serializers.CharField(required=False, max_length=200, help_text="text in title/summary")
+    asset = QueryText(max_length=200, help_text="asset slug")
+    q = QueryText(max_length=200, help_text="text in title/summary")
     since = serializers.DateTimeField(required=False, help_text="ISO 8601")
 
 
@@ -281,6 +300,9 @@ class NewsApi(CsvApiView):
             (200, "text/csv"): OpenApiTypes.STR,
             **ERRORS,
         },
+        examples=parameter_examples(
+            asset="bitcoin", q="ETF", since="2025-12-01T00:00:00Z", limit=10, format="json"
+        ),
         description="News, newest first, with the assets each article mentions. "
         "`format=csv` streams the same page of articles as CSV.",
     )

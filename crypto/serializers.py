@@ -89,6 +89,9 @@ class LatestSerializer(serializers.ModelSerializer):
             "price_change_24h",
             "market_cap_rank",
         ]
+        # Output only: every field is always in the answer (null where the model allows it),
+        # which read-only fields say in the schema (required), unlike fields with a default.
+        read_only_fields = fields
 
 
 class AssetDetailSerializer(serializers.Serializer):
@@ -106,11 +109,12 @@ class PointSerializer(serializers.Serializer):
     price_usd = serializers.DecimalField(
         max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False
     )
+    # Null in raw points (a bucket's range), but always there: the schema says required.
     price_min = serializers.DecimalField(
-        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False, required=False
+        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False
     )
     price_max = serializers.DecimalField(
-        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False, required=False
+        max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False
     )
     market_cap = serializers.DecimalField(
         max_digits=60, decimal_places=18, allow_null=True, coerce_to_string=False

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from kasparro.core.api import (
     AUTH_ERRORS,
+    NOT_FOUND,
     ApiView,
-    ErrorSerializer,
     PageParams,
     envelope_serializer,
+    parameter_examples,
 )
 from kasparro.core.apikeys.authentication import HasAPIKey
 from kasparro.core.catalogue import source_names
 from kasparro.core.errors import NotFoundError
+from kasparro.core.openapi import link, response_links
 from kasparro.core.request_id import get_request_id
 from runs.models import Run
 from runs.report import runs_report
@@ -50,6 +52,9 @@ class RunSerializer(serializers.ModelSerializer):
             "error_class",
             "error_message",
         ]
+        # Output only: every field is always in the answer, which read-only fields say in the
+        # schema (required), unlike model fields with a default.
+        read_only_fields = fields
 
 
 class FindingSerializer(serializers.Serializer):
@@ -76,6 +81,7 @@ class RunDetailSerializer(RunSerializer):
             "findings",
             "retries",
         ]
+        read_only_fields = fields
 
     def get_assets_seen(self, run: Run) -> int:
         return len(run.asset_prices or {})
@@ -83,6 +89,11 @@ class RunDetailSerializer(RunSerializer):
     @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
     def get_retries(self, run: Run) -> list[str]:
         return [str(pk) for pk in run.children.order_by("started_at").values_list("pk", flat=True)]
+
+
+# The run ids the schema's examples name (`/runs/{run_id}`, `/compare-runs`): a baseline run and
+# the run after it. Real ids come from `GET /runs`, which links to both operations.
+EXAMPLE_RUN_IDS = ("0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0", "1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d")
 
 
 class TokenApiView(ApiView):
@@ -118,7 +129,18 @@ class StatsSerializer(serializers.Serializer):
 
 
 class StatsApi(TokenApiView):
-    @extend_schema(parameters=[StatsParams], responses={200: StatsSerializer, **AUTH_ERRORS})
+    @extend_schema(
+        parameters=[StatsParams],
+        responses={200: StatsSerializer, **AUTH_ERRORS},
+        examples=parameter_examples(window_hours=24),
+        extensions=response_links(
+            RecentRunDetail=link(
+                "runs_retrieve",
+                "The most recent run, in detail.",
+                parameters={"run_id": "$response.body#/recent_runs/0/id"},
+            )
+        ),
+    )
     def get(self, request: Request) -> Response:
         p = self.params(StatsParams, request)
         stats = runs_stats(sources=source_names(), window=dt.timedelta(hours=p["window_hours"]))
@@ -145,6 +167,26 @@ class RunListApi(TokenApiView):
         operation_id="runs_list",
         parameters=[RunListParams],
         responses={200: envelope_serializer("RunEnvelope", RunSerializer), **AUTH_ERRORS},
+        examples=parameter_examples(
+            source="coingecko", status="success", since="2025-12-01T00:00:00Z", limit=10
+        ),
+        description="Runs, newest first. Each run's `id` leads to `GET /runs/{run_id}`, and two "
+        "of them to `POST /compare-runs` (OpenAPI links `RunDetail` and `CompareRuns`).",
+        extensions=response_links(
+            RunDetail=link(
+                "runs_retrieve",
+                "The newest run listed, in detail.",
+                parameters={"run_id": "$response.body#/data/0/id"},
+            ),
+            CompareRuns=link(
+                "compare_runs_create",
+                "The newest run listed compared with the one before it.",
+                request_body={
+                    "run_id_1": "$response.body#/data/1/id",
+                    "run_id_2": "$response.body#/data/0/id",
+                },
+            ),
+        ),
     )
     def get(self, request: Request) -> Response:
         p = self.params(RunListParams, request)
@@ -167,7 +209,10 @@ def _run_or_404(run_id) -> Run:
 
 
 class RunDetailApi(TokenApiView):
-    @extend_schema(responses={200: RunDetailSerializer, 404: ErrorSerializer, **AUTH_ERRORS})
+    @extend_schema(
+        responses={200: RunDetailSerializer, **NOT_FOUND, **AUTH_ERRORS},
+        examples=parameter_examples(path={"run_id": EXAMPLE_RUN_IDS[1]}),
+    )
     def get(self, request: Request, run_id) -> Response:
         return Response(RunDetailSerializer(_run_or_404(run_id)).data)
 
@@ -216,7 +261,18 @@ class CompareOutput(serializers.Serializer):
 class CompareRunsApi(TokenApiView):
     @extend_schema(
         request=CompareInput,
-        responses={200: CompareOutput, 404: ErrorSerializer, **AUTH_ERRORS},
+        responses={200: CompareOutput, **NOT_FOUND, **AUTH_ERRORS},
+        examples=[
+            OpenApiExample(
+                "Two runs of a source",
+                value={
+                    "run_id_1": EXAMPLE_RUN_IDS[0],
+                    "run_id_2": EXAMPLE_RUN_IDS[1],
+                    "price_threshold_pct": 10.0,
+                },
+                request_only=True,
+            )
+        ],
     )
     def post(self, request: Request) -> Response:
         payload = CompareInput(data=request.data)

@@ -14,7 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -103,7 +103,34 @@ class HealthApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes: list = []
 
-    @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer})
+    @extend_schema(
+        responses={200: HealthSerializer, 503: HealthSerializer},
+        examples=[
+            OpenApiExample(
+                "Healthy",
+                value={
+                    "status": "healthy",
+                    "database_connected": True,
+                    "broker_connected": True,
+                    "etl_status": {
+                        "coingecko": {
+                            "last_run_status": "success",
+                            "last_run_at": "2025-12-28T06:00:00+00:00",
+                            "last_success_at": "2025-12-28T06:00:00+00:00",
+                            "staleness_seconds": 1200.0,
+                            "schedule_seconds": 3600.0,
+                            "stale": False,
+                        }
+                    },
+                    "reasons": [],
+                    "timestamp": "2025-12-28T06:20:00+00:00",
+                    "request_id": "6f1c0b2a9d8e4f3a8b7c6d5e4f3a2b1c",
+                },
+                response_only=True,
+                status_codes=["200"],
+            )
+        ],
+    )
     def get(self, request):
         body = health_report()
         return Response(body, status=503 if body["status"] == "unhealthy" else 200)

@@ -9,6 +9,8 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -80,13 +82,64 @@ class PaginationSerializer(serializers.Serializer):
     total_pages = serializers.IntegerField()
 
 
+class QueryText(serializers.CharField):
+    """An optional free-text filter. Sent, it has 1 to `max_length` characters as sent (empty is
+    a 400, see `ApiView.params`) and no NUL (the database cannot hold one; the schema's pattern
+    says so); surrounding blanks are then ignored, so blanks alone filter nothing (the schema
+    allows them, so they are not refused)."""
+
+    def __init__(self, *, max_length: int, help_text: str | None = None) -> None:
+        super().__init__(
+            required=False,
+            max_length=max_length,
+            trim_whitespace=False,
+            help_text=help_text,
+            validators=[NO_NUL],
+        )
+
+    def run_validation(self, data=serializers.empty):
+        return super().run_validation(data).strip()
+
+
+def choice_parameter(
+    choices: list[str], *, what: str, help_text: str | None = None
+) -> serializers.ChoiceField:
+    """An optional parameter with a closed set of values (an enum in the schema, spelled as
+    listed); another value is a 400 that lists them."""
+    return serializers.ChoiceField(
+        choices=choices,
+        required=False,
+        help_text=help_text,
+        error_messages={
+            "invalid_choice": f"unknown {what} {{input!r}}; one of {', '.join(choices)}"
+        },
+    )
+
+
 class PageParams(serializers.Serializer):
     limit = serializers.IntegerField(default=10, min_value=1, max_value=100)
     offset = serializers.IntegerField(default=0, min_value=0, max_value=10_000_000)
 
 
-ERRORS = {code: ErrorSerializer for code in (400, 429, 503)}
-AUTH_ERRORS = {code: ErrorSerializer for code in (400, 401, 403, 429, 503)}
+NO_NUL = RegexValidator(r"^[^\x00]*$", "must not contain a NUL character.")
+EMPTY_PARAMETER = "must not be empty: leave the parameter out to leave it unset."
+
+# Errors are JSON whatever was asked for (even on an endpoint that also answers CSV). A public
+# endpoint answers 401 too: a key is not needed there, but a key sent is checked.
+ERRORS = {(code, "application/json"): ErrorSerializer for code in (400, 401, 429, 503)}
+AUTH_ERRORS = {(code, "application/json"): ErrorSerializer for code in (400, 401, 429, 503)}
+NOT_FOUND = {(404, "application/json"): ErrorSerializer}
+
+
+def parameter_examples(*, path: dict[str, Any] | None = None, **query: Any) -> list[OpenApiExample]:
+    """One documented example value per parameter (query parameters as keywords, path ones in
+    `path`): shown in the docs, and the values schemathesis's examples phase sends."""
+    located = [(OpenApiParameter.PATH, name, value) for name, value in (path or {}).items()]
+    located += [(OpenApiParameter.QUERY, name, value) for name, value in query.items()]
+    return [
+        OpenApiExample(name, value=value, parameter_only=(name, location))
+        for location, name, value in located
+    ]
 
 
 def envelope_serializer(name: str, item: type[serializers.Serializer] | serializers.Field) -> type:
@@ -116,8 +169,17 @@ class ApiView(APIView):
 
     @staticmethod
     def params(serializer_class: type[serializers.Serializer], request: Request) -> dict:
-        """Validated query parameters; a bad one is a 400 naming it."""
+        """Validated query parameters; a bad one is a 400 naming it. An empty one (`?source=`)
+        is bad too: the schema says a parameter is absent or has a value (`minLength` 1), and
+        DRF would otherwise read an empty query value as absent."""
         serializer = serializer_class(data=request.query_params)
+        empty = {
+            name: [EMPTY_PARAMETER]
+            for name in serializer.fields
+            if "" in request.query_params.getlist(name)
+        }
+        if empty:
+            raise serializers.ValidationError(empty)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 

@@ -49,6 +49,12 @@ def source_names(kind: str | None = None) -> list[str]:
     return [entry.name for entry in CATALOGUE if kind is None or entry.kind == kind]
 
 
+def source_names_and_aliases() -> list[str]:
+    """Every name a `source` parameter accepts as it is spelled on the wire: canonical names,
+    then aliases."""
+    return [*source_names(), *(a for entry in CATALOGUE for a in entry.aliases)]
+
+
 def authoritative_source() -> str:
     """The source whose coin ids are the canonical asset slugs (CoinGecko)."""
     return next(entry.name for entry in CATALOGUE if entry.authoritative)

@@ -10,10 +10,11 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter
+from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from kasparro.core.api import ApiView
+from kasparro.core.api import EMPTY_PARAMETER, ApiView
 
 
 class CSVRenderer(BaseRenderer):
@@ -73,10 +74,28 @@ def json_errors(request) -> None:
     request.accepted_media_type = "application/json"
 
 
+FORMATS = ("json", "csv")
+
+
 class CsvApiView(ApiView):
     """An endpoint that also answers CSV (`?format=csv`); its errors stay JSON."""
 
     renderer_classes = [JSONRenderer, CSVRenderer]
+
+    def perform_content_negotiation(self, request, force=False):
+        """`format` is a parameter like the others: an empty or unknown one is a 400 naming it
+        (DRF alone would ignore an empty one and answer an unknown one with a 404)."""
+        if not force:
+            for value in request.query_params.getlist("format"):
+                if value not in FORMATS:
+                    raise ValidationError(
+                        {
+                            "format": [
+                                EMPTY_PARAMETER if not value else f"one of {', '.join(FORMATS)}"
+                            ]
+                        }
+                    )
+        return super().perform_content_negotiation(request, force=force)
 
     def finalize_response(self, request, response, *args, **kwargs):
         if isinstance(response, Response) and response.status_code >= 400:
@@ -87,6 +106,6 @@ class CsvApiView(ApiView):
 FORMAT_PARAMETER = OpenApiParameter(
     "format",
     str,
-    enum=["json", "csv"],
+    enum=list(FORMATS),
     description="`csv` streams the items as CSV with a header row (for spreadsheets).",
 )

@@ -56,6 +56,17 @@ def test_errors_stay_json_when_csv_was_asked_for(client, loaded, path):
     assert response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(("value", "message"), [("", "must not be empty"), ("xml", "one of")])
+@pytest.mark.parametrize("path", ["/news", "/assets/bitcoin/history"])
+def test_an_empty_or_unknown_format_is_a_400_naming_it(client, loaded, path, value, message):
+    response = client.get(path, {"format": value})
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert error["message"].startswith(f"format: {message}")
+    assert set(error["details"]) == {"format"}
+
+
 def test_news_as_csv_lists_the_page_with_its_assets(client, loaded):
     params = {"asset": "bitcoin", "limit": 100}
     articles = client.get("/news", params).json()["data"]
@@ -73,3 +84,7 @@ def test_the_schema_documents_csv_answers(client):
         assert set(content) == {"application/json", "text/csv"}
         names = {p["name"] for p in schema["paths"][path]["get"]["parameters"]}
         assert "format" in names
+        # Errors are JSON even when CSV was asked for, and the schema says so.
+        for status, response in schema["paths"][path]["get"]["responses"].items():
+            if status != "200":
+                assert set(response["content"]) == {"application/json"}, status

@@ -102,18 +102,63 @@ def test_data_rejects_bad_parameters_naming_them(client, params, field):
     assert body["request_id"]
 
 
+@pytest.mark.parametrize(
+    ("path", "parameter"),
+    [
+        ("/data", "source"),
+        ("/data", "symbol"),
+        ("/data", "limit"),
+        ("/news", "q"),
+        ("/news", "since"),
+        ("/assets", "symbol"),
+        ("/assets/bitcoin/history", "interval"),
+        ("/assets/bitcoin/history", "end"),
+    ],
+)
+def test_an_empty_parameter_is_a_400_naming_it(client, db, path, parameter):
+    """The schema says a parameter has at least one character or is left out: an empty one is
+    not read as "absent" (DRF's reading of form input), it is refused."""
+    response = client.get(f"{path}?{parameter}=")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (
+        error["message"]
+        == f"{parameter}: must not be empty: leave the parameter out to leave it unset."
+    )
+    assert set(error["details"]) == {parameter}
+
+
+def test_text_filters_ignore_surrounding_blanks_and_refuse_nul(client, loaded):
+    everything = client.get("/data").json()["pagination"]["total_items"]
+    assert client.get("/data", {"symbol": "  "}).json()["pagination"]["total_items"] == everything
+    padded = client.get("/data", {"source": "coingecko", "symbol": " btc "}).json()["data"]
+    assert [item["slug"] for item in padded] == ["bitcoin"]
+    response = client.get("/news", {"q": "bit\x00coin"})
+    assert response.status_code == 400 and "q" in response.json()["error"]["details"]
+
+
+def test_source_names_are_the_schema_enum_spelled_as_listed(client, loaded):
+    """`source` takes the names the schema lists (aliases included), exactly as listed."""
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    (source,) = (p for p in schema["paths"]["/data"]["get"]["parameters"] if p["name"] == "source")
+    assert source["schema"]["enum"] == ["coingecko", "rss", "csv", "rss_feed"]
+    for name in source["schema"]["enum"]:
+        assert client.get("/data", {"source": name}).status_code == 200, name
+    assert client.get("/data", {"source": "CoinGecko"}).status_code == 400
+
+
 def test_data_makes_the_same_number_of_queries_whatever_the_page(
     client, loaded, django_assert_num_queries
 ):
     client.get("/data", {"limit": 1})  # warm up (sessions, content types)
-    for source in ("", "rss"):
+    for source in ({}, {"source": "rss"}):
         counts = []
         for limit in (1, 100):
             from django.db import connection
             from django.test.utils import CaptureQueriesContext
 
             with CaptureQueriesContext(connection) as ctx:
-                assert client.get("/data", {"limit": limit, "source": source}).status_code == 200
+                assert client.get("/data", {"limit": limit, **source}).status_code == 200
             counts.append(len(ctx))
         assert counts[0] == counts[1] <= 3, (source, counts)
 
@@ -218,6 +263,12 @@ def test_history_raw_and_bucketed(client, loaded, coingecko):
         },
     ).json()["data"]
     assert [Decimal(str(p["price_usd"])) for p in window] == [89000, 88000]
+    # [start, end) with end at or before start is an empty range, not an error.
+    inverted = client.get(
+        "/assets/bitcoin/history",
+        {"start": "2025-12-28T07:00:00Z", "end": "2025-12-28T06:00:00Z"},
+    )
+    assert inverted.status_code == 200 and inverted.json()["data"] == []
 
     daily = client.get("/assets/bitcoin/history", {"interval": "day"}).json()["data"]
     # CoinGecko's four quotes share a day; the CSV's two come from different days (the
@@ -234,8 +285,8 @@ def test_history_raw_and_bucketed(client, loaded, coingecko):
     [
         ({"interval": "week"}, "interval"),
         ({"start": "yesterday"}, "start"),
-        ({"start": "2025-12-29T00:00:00Z", "end": "2025-12-28T00:00:00Z"}, "end"),
         ({"source": "rss"}, "source"),
+        ({"source": "rss_feed"}, "source"),
         ({"limit": 0}, "limit"),
     ],
 )

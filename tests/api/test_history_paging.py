@@ -12,8 +12,11 @@ from django.db import connection
 from django.db.models import Avg, Count, Max, Min
 from django.db.models.functions import TruncDay, TruncHour
 from django.test.utils import CaptureQueriesContext
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crypto.models import Asset, LatestQuote, Quote
+from crypto.selectors import CURSOR_PATTERN, HistoryCursor, cursor_decode, cursor_encode
 
 pytestmark = pytest.mark.django_db
 
@@ -113,13 +116,45 @@ def test_bounded_buckets_equal_an_unbounded_aggregate():
         ] == expected, (interval, limit, start, end)
 
 
-@pytest.mark.parametrize("cursor", ["nope", "e30", "WyJ4IiwiY3N2Il0", "WyIyMDI1LTAxLTAxIiwxXQ"])
+@pytest.mark.parametrize(
+    "cursor",
+    ["nope", "e30", "WyJ4IiwiY3N2Il0", "1766901363663000.rss", "12.csv\n", " 12.csv", "1.2.csv"],
+)
 def test_a_cursor_that_is_not_ours_is_a_400_naming_it(client, cursor):
     series(5)
     response = client.get("/assets/bitcoin/history", {"cursor": cursor})
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
     assert "cursor" in response.content.decode()
+
+
+def test_every_cursor_the_schema_allows_is_taken_and_round_trips(client):
+    """The schema's pattern for `cursor` is exactly the cursors there are: any text that
+    matches it is answered (a 200), and a cursor made from a point decodes to that point."""
+    series(5)
+    newest = LatestQuote.objects.get(source="coingecko").observed_at
+    assert cursor_decode(cursor_encode(HistoryCursor(newest, "coingecko"))).time == newest
+    pattern = next(
+        p["schema"]["pattern"]
+        for p in client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"][
+            "/assets/{slug}/history"
+        ]["get"]["parameters"]
+        if p["name"] == "cursor"
+    )
+    assert pattern == CURSOR_PATTERN
+
+    @settings(max_examples=40, deadline=None, database=None)
+    @given(
+        cursor=st.from_regex(CURSOR_PATTERN, fullmatch=True),
+        interval=st.sampled_from(["raw", "day"]),
+    )
+    def answered(cursor, interval):
+        response = client.get("/assets/bitcoin/history", {"cursor": cursor, "interval": interval})
+        assert response.status_code == 200, (cursor, response.content[:200])
+        point = cursor_decode(cursor)
+        assert cursor_decode(cursor_encode(point)) == point
+
+    answered()
 
 
 @pytest.mark.parametrize("interval", ["raw", "day"])

@@ -49,6 +49,22 @@ def test_both_header_styles_work_and_revocation_is_immediate(client):
     assert client.get("/stats", HTTP_X_API_KEY=raw).status_code == 401
 
 
+@pytest.mark.parametrize("path", ["/stats", "/runs", f"/runs/{uuid.uuid4()}"])
+def test_conflicting_credentials_are_a_401_naming_the_conflict(client, path):
+    _, raw = apikey_create(name="ops")
+    _, other = apikey_create(name="other")
+    for authorization in (f"Token {other}", "Token nope", "Basic abc", ""):
+        response = client.get(path, HTTP_X_API_KEY=raw, HTTP_AUTHORIZATION=authorization)
+        assert response.status_code == 401, authorization
+        error = response.json()["error"]
+        assert error["code"] == "conflicting_credentials", authorization
+        assert error["message"].startswith("Conflicting credentials: the Authorization header")
+    # The same key in both headers is one credential, not a conflict.
+    same = client.get(path, HTTP_X_API_KEY=raw, HTTP_AUTHORIZATION=f"Token {raw}")
+    assert same.status_code in (200, 404)
+    assert client.get(path, HTTP_X_API_KEY=raw).status_code in (200, 404)
+
+
 def test_stats_per_source_with_constant_queries(client, auth):
     make_run(seconds=10)
     make_run(seconds=20, ago_hours=2)
