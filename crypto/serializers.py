@@ -130,13 +130,14 @@ _CONTEXT = decimal.Context(prec=60)
 _PRICES = ("price_usd", "price_min", "price_max", "market_cap", "volume_24h")
 
 
-def _decimal(value):
-    """What PointSerializer's DecimalField gives: quantized to 18 places, None kept."""
+def _number(value) -> float | None:
+    """What PointSerializer's DecimalField gives (quantized to 18 places), as the JSON renderer
+    writes it (a float): converted here, so rendering needs no per-value callback."""
     if value is None:
         return None
     if not isinstance(value, decimal.Decimal):
         value = decimal.Decimal(str(value))
-    return value.quantize(_QUANTUM, context=_CONTEXT)
+    return float(value.quantize(_QUANTUM, context=_CONTEXT))
 
 
 def _time(value: dt.datetime) -> str:
@@ -152,7 +153,7 @@ def points_representation(points: list[dict]) -> list[dict]:
     for point in points:
         row = {"source": point["source"], "time": _time(point["time"])}
         for name in _PRICES:  # a raw point has no min and max: null, as allow_null gives
-            row[name] = _decimal(point.get(name))
+            row[name] = _number(point.get(name))
         row["samples"] = point["samples"]
         out.append(row)
     return out

@@ -1,10 +1,12 @@
 """Benchmark: what years of runs and tens of millions of quotes cost per request. For each level
 it builds a PostgreSQL database (quotes through the real CSV pipeline: 1,000 coins x hourly
 rows; hourly runs of the three sources written as rows, their rollups filled by the same
-backfill an upgrade runs), serves it with gunicorn as shipped (2 workers) and drives each
-endpoint with wrk (2 threads, 16 connections).
+backfill an upgrade runs), serves it with gunicorn as shipped (2 workers, one server per level, all
+up at once) and drives each endpoint with wrk (2 threads, 16 connections), the levels in
+alternating rounds (median of --rounds).
 
-    .venv/bin/python tests/benchmarks/scale.py [--big] [--seconds 8] [--rss-requests 0]
+    .venv/bin/python tests/benchmarks/scale.py [--big] [--seconds 6] [--rounds 3] \\
+        [--rss-requests 0] [--reuse]
 
 Levels: 100 runs with 100k quotes, 10k runs with 1M quotes, and with --big 100k runs (3.8
 years of hourly runs of three sources) with 10M quotes. The table gives requests/s and p50
@@ -17,6 +19,7 @@ database name is replaced per level).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -65,8 +68,11 @@ from runs.models import RunTally, SourceRollup
 RunTally.objects.all().delete()
 SourceRollup.objects.all().delete()
 importlib.import_module("runs.migrations.0007_backfill_rollups").backfill(apps, None)
+"""
+NEW_KEY = """
+import uuid
 from kasparro.core.apikeys.services import apikey_create
-print(apikey_create(name="bench")[1])
+print(apikey_create(name=f"bench-{uuid.uuid4().hex[:8]}")[1])
 """
 
 
@@ -80,7 +86,7 @@ def build_level(runs: int, quotes: int) -> tuple[str, str]:
         db.execute(RUNS_SQL, (runs - 1,))  # the CSV load itself was the first run
         db.execute("VACUUM ANALYZE")
     out = subprocess.run(
-        [PYTHON, "manage.py", "shell", "--no-imports", "-c", BACKFILL],
+        [PYTHON, "manage.py", "shell", "--no-imports", "-c", BACKFILL + NEW_KEY],
         cwd=ROOT,
         env=env_for(url),
         check=True,
@@ -134,62 +140,90 @@ def history_p50(base: str) -> dict[str, float]:
     return found
 
 
-def measure(url: str, key: str, seconds: int, rss_requests: int) -> dict:
-    results = {}
-    env = env_for(url)
-    with gunicorn(env, workers=2) as base:
-        results["history"] = history_p50(base)
-        for path, keyed in ENDPOINTS:
-            headers = ["-H", f"X-API-Key: {key}"] if keyed else []
-            request = urllib.request.Request(base + path, headers={"X-API-Key": key})  # noqa: S310
+def measure_all(servers: dict, keys: dict, seconds: int, rounds: int, rss_requests: int) -> dict:
+    """Every endpoint on every level in alternating rounds (level A, B, C, then again), the
+    median of the rounds: a busy moment of the machine lands on every level alike."""
+    results: dict = {level: {"history": history_p50(base)} for level, base in servers.items()}
+    for path, keyed in ENDPOINTS:
+        samples: dict = {level: [] for level in servers}
+        for level, base in servers.items():
+            headers = {"X-API-Key": keys[level]} if keyed else {}
+            request = urllib.request.Request(base + path, headers=headers)  # noqa: S310
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
                 assert response.status == 200, (path, response.status)
-            wrk(base + path, seconds=2, extra=headers)  # warm both workers
-            results[path] = wrk(base + path, seconds=seconds, extra=headers)
-        if rss_requests:
-            master = int(
-                subprocess.run(
-                    ["pgrep", "-f", f"gunicorn.*{base.rsplit(':', 1)[1]}"],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout.split()[0]
-            )
-            before = rss_mb(master)
-            rate = results["/data?limit=10"]["rps"] or 100
-            wrk(base + "/data?limit=10", seconds=max(5, int(rss_requests / rate)))
-            after = rss_mb(master)
-            results["rss"] = (before, after, rss_requests)
+            wrk(base + path, seconds=2, extra=_headers(keys[level], keyed))  # warm both workers
+        for _ in range(rounds):
+            for level, base in servers.items():
+                samples[level].append(
+                    wrk(base + path, seconds=seconds, extra=_headers(keys[level], keyed))
+                )
+        for level, runs in samples.items():
+            runs.sort(key=lambda r: r["rps"])
+            results[level][path] = runs[len(runs) // 2]
+    if rss_requests:
+        level, base = list(servers.items())[-1]
+        master = _master(base)
+        before = rss_mb(master)
+        rate = results[level]["/data?limit=10"]["rps"] or 100
+        wrk(base + "/data?limit=10", seconds=max(5, int(rss_requests / rate)))
+        results[level]["rss"] = (before, rss_mb(master), rss_requests)
     return results
+
+
+def _headers(key: str, keyed: bool) -> list[str]:
+    return ["-H", f"X-API-Key: {key}"] if keyed else []
+
+
+def _master(base: str) -> int:
+    """The gunicorn master serving `base`: the lowest pid of those bound to its port."""
+    out = subprocess.run(
+        ["pgrep", "-f", f"gunicorn.*127.0.0.1:{base.rsplit(':', 1)[1]}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return min(int(pid) for pid in out.split())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--big", action="store_true", help="also 100k runs and 10M quotes")
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rss-requests", type=int, default=0)
     parser.add_argument("--reuse", action="store_true", help="keep the databases of a last run")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("this benchmark needs wrk (apt-get install wrk)")
     levels = [*LEVELS, BIG] if args.big else LEVELS
-    results = {}
+    urls, keys = {}, {}
     for runs, quotes in levels:
         if args.reuse:
             url = f"{SERVER}/kasparro_scale_{runs}"
             subprocess.run(
                 [PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env_for(url), check=True
             )
-            key = subprocess.run(
-                [PYTHON, "manage.py", "shell", "--no-imports", "-c", BACKFILL.split("RunTally")[0]
-                 + "from kasparro.core.apikeys.services import apikey_create\n"
-                 + "print(apikey_create(name='bench')[1])"],
-                cwd=ROOT, env=env_for(url), check=True, capture_output=True, text=True,
-            ).stdout.strip().splitlines()[-1]  # fmt: skip
+            key = (
+                subprocess.run(
+                    [PYTHON, "manage.py", "shell", "--no-imports", "-c", NEW_KEY],
+                    cwd=ROOT,
+                    env=env_for(url),
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
         else:
             url, key = build_level(runs, quotes)
-        last = (runs, quotes) == levels[-1]
-        results[runs, quotes] = measure(url, key, args.seconds, args.rss_requests if last else 0)
+        urls[runs, quotes], keys[runs, quotes] = url, key
+    with contextlib.ExitStack() as stack:
+        servers = {
+            level: stack.enter_context(gunicorn(env_for(url), workers=2))
+            for level, url in urls.items()
+        }
+        results = measure_all(servers, keys, args.seconds, args.rounds, args.rss_requests)
 
     heads = [f"{q / 1e6:g}M quotes, {r:,} runs" for r, q in levels]
     print("| endpoint | " + " | ".join(heads) + " | last / first |")
