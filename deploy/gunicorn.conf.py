@@ -44,7 +44,7 @@ keepalive = 5
 # Workers are not recycled by default: recycling every 1,000 requests restarted a worker every
 # few seconds under load (each restart a second of a busy core and a tail of slow requests),
 # and left a Prometheus file per dead worker for every scrape of /metrics to read. A worker's
-# memory stays flat without it (README, "Steady latency": RSS over 100,000 requests).
+# memory reaches a plateau and stays there without it (README, "Costs at scale").
 # GUNICORN_MAX_REQUESTS turns it back on, spread by a jitter of a quarter of it so that the
 # workers never restart together.
 max_requests = _int_env("GUNICORN_MAX_REQUESTS", 0)

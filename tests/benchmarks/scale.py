@@ -98,14 +98,13 @@ def build_level(runs: int, quotes: int) -> tuple[str, str]:
     return url, key
 
 
-def rss_mb(base_pid: int) -> list[float]:
-    """RSS of each gunicorn worker (children of the master)."""
+def rss_mb(master: int) -> list[float]:
+    """RSS in MB of each gunicorn worker (the master's children)."""
     out = subprocess.run(
         ["ps", "-o", "pid=,ppid=,rss=", "-e"], check=True, capture_output=True, text=True
     ).stdout
     rows = [line.split() for line in out.splitlines()]
-    master = [int(p) for p, pp, _ in rows if int(pp) == base_pid]
-    return sorted(int(r) / 1024 for p, pp, r in rows if int(pp) in master)
+    return sorted(round(int(rss) / 1024, 1) for _, ppid, rss in rows if int(ppid) == master)
 
 
 HISTORY = "/assets/coin-0500/history"
@@ -177,7 +176,7 @@ def _headers(key: str, keyed: bool) -> list[str]:
 def _master(base: str) -> int:
     """The gunicorn master serving `base`: the lowest pid of those bound to its port."""
     out = subprocess.run(
-        ["pgrep", "-f", f"gunicorn.*127.0.0.1:{base.rsplit(':', 1)[1]}"],
+        ["pgrep", "-f", f"gunicorn .*--bind 127.0.0.1:{base.rsplit(':', 1)[1]}"],
         capture_output=True,
         text=True,
         check=True,
