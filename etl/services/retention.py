@@ -35,11 +35,12 @@ DEFAULT_BATCH = 2000
 
 @dataclasses.dataclass(frozen=True)
 class TableSize:
-    """Rows and bytes of one table. `data_bytes`: the stored values (payloads and bodies);
-    `disk_bytes`: the table with its indexes and TOAST on disk (PostgreSQL only)."""
+    """Rows and bytes of one table. `data_bytes`: the stored values (payloads and bodies; None
+    where not measured); `disk_bytes`: the table with its indexes and TOAST on disk
+    (PostgreSQL only)."""
 
     rows: int
-    data_bytes: int
+    data_bytes: int | None
     disk_bytes: int | None
 
 

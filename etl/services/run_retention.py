@@ -25,7 +25,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from etl.models import Checkpoint, DriftEvent, QuarantinedRecord, RawRecord
-from etl.services.retention import DEFAULT_BATCH, replay_pending_events
+from etl.services.retention import DEFAULT_BATCH, TableSize, replay_pending_events
 from runs.models import Run, SourceRollup
 
 
@@ -36,17 +36,18 @@ class RunPruneReport:
     runs: int = 0  # deleted (or that would be)
     kept: int = 0  # older runs kept (see the module's docstring)
     batches: int = 0
-    before: tuple[int, int | None] = (0, None)  # rows, bytes on disk (PostgreSQL)
-    after: tuple[int, int | None] = (0, None)
+    before: TableSize = dataclasses.field(default_factory=lambda: TableSize(0, None, None))
+    after: TableSize = dataclasses.field(default_factory=lambda: TableSize(0, None, None))
 
 
-def runs_table_size() -> tuple[int, int | None]:
+def runs_table_size() -> TableSize:
+    """Rows, and bytes on disk on PostgreSQL."""
     rows = Run.objects.count()
     if connection.vendor != "postgresql":
-        return rows, None
+        return TableSize(rows, None, None)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_total_relation_size(%s::regclass)", [Run._meta.db_table])
-        return rows, cursor.fetchone()[0]
+        return TableSize(rows, None, cursor.fetchone()[0])
 
 
 def runs_expired(cutoff: dt.datetime) -> QuerySet:

@@ -77,7 +77,7 @@ def test_old_runs_go_and_what_still_needs_a_run_keeps_it(settings):
         )
     }
     assert report.runs == 3 and report.batches == 2  # old, old_child, met_closed_drift
-    assert report.before[0] - report.after[0] == 3
+    assert report.before.rows - report.after.rows == 3
 
 
 def test_the_default_keeps_every_run_and_the_task_prunes_with_the_setting(settings):

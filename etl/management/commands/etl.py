@@ -193,7 +193,9 @@ def _bytes(n: float) -> str:
 
 
 def _size(size: TableSize) -> str:
-    line = f"{size.rows} rows, {_bytes(size.data_bytes)} of data"
+    line = f"{size.rows} rows"
+    if size.data_bytes is not None:
+        line += f", {_bytes(size.data_bytes)} of data"
     return line if size.disk_bytes is None else f"{line}, {_bytes(size.disk_bytes)} on disk"
 
 
@@ -211,13 +213,7 @@ def runs_prune_summary(report: RunPruneReport) -> list[str]:
             f"  kept: {report.kept} older run(s) still needed (a source's last run, raw pages "
             "or quarantined items pointing to them, drift events not replayed yet)",
         ]
-    (rows_before, disk_before), (rows_after, disk_after) = report.before, report.after
-    lines.append(
-        f"  {Run._meta.db_table}: {rows_before} rows"
-        + (f", {_bytes(disk_before)} on disk" if disk_before is not None else "")
-        + f" -> {rows_after} rows"
-        + (f", {_bytes(disk_after)} on disk" if disk_after is not None else "")
-    )
+    lines.append(f"  {Run._meta.db_table}: {_size(report.before)} -> {_size(report.after)}")
     return lines
 
 
