@@ -4,7 +4,7 @@ With nothing set, the project runs zero-config: SQLite, a filesystem Celery brok
 cache. `DATABASE_URL` and `REDIS_URL` switch to PostgreSQL and Redis. `.env.example` lists every
 variable; a `.env` file is read only when `DJANGO_READ_DOT_ENV=1`.
 
-About 350 lines, on purpose: every setting of the project in one module, grouped by concern, so
+About 400 lines, on purpose: every setting of the project in one module, grouped by concern, so
 that one place answers "what can I configure and what is its default".
 """
 
