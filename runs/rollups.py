@@ -23,13 +23,14 @@ def started(run: Run) -> None:
     _newest_run(run)
 
 
-def finished(run: Run, *, previous: str) -> None:
-    """`run` (as saved) left status `previous`: move it out of that tally into its own, and
-    advance the source's last success, failure and usable times."""
-    if previous == Run.Status.RUNNING:
-        _bump(run.source, previous, runs=-1)
-    elif previous != run.status:
-        _bump(run.source, previous, **_contribution(run, sign=-1))
+def finished(run: Run, *, before: Run) -> None:
+    """`run` (as saved) was `before` (a copy taken before the change): move it out of that
+    status's tally into its own, and advance the source's last success, failure and usable
+    times."""
+    if before.status == Run.Status.RUNNING:
+        _bump(run.source, before.status, runs=-1)
+    elif before.status != run.status:
+        _bump(run.source, before.status, **_contribution(before, sign=-1))
     else:
         return  # finished twice with the same status: counted once
     _bump(run.source, run.status, **_contribution(run))

@@ -5,6 +5,7 @@ operator's requests for new runs (retry a run, run a source now), enqueued by ta
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
 import uuid
@@ -75,7 +76,7 @@ def run_finish(
     does not know the ETL's error types); the ingest task retries only such runs."""
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run_id)
-        previous = run.status
+        before = copy.copy(run)
         run.status = status
         run.finished_at = timezone.now()
         run.retryable = retryable
@@ -87,7 +88,7 @@ def run_finish(
         run.save(
             update_fields=["status", "finished_at", "retryable", "error_class", "error_message"]
         )
-        rollups.finished(run, previous=previous)
+        rollups.finished(run, before=before)
     return run
 
 
@@ -103,12 +104,13 @@ def runs_fail_running(
             running = running.exclude(pk=except_run)
         now = timezone.now()
         for run in running.order_by("started_at"):
+            before = copy.copy(run)
             run.status = Run.Status.FAILED
             run.finished_at = now
             run.error_class = error_class[:200]
             run.error_message = message[:10_000]
             run.save(update_fields=["status", "finished_at", "error_class", "error_message"])
-            rollups.finished(run, previous=Run.Status.RUNNING)
+            rollups.finished(run, before=before)
             newest = run.pk
     return newest
 

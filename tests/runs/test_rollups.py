@@ -52,10 +52,18 @@ def test_a_run_through_the_services_is_counted_once_where_it_ends():
     assert rollup.last_success_at == rollup.last_usable_at == finished.finished_at
     assert rollup.last_failure_at is None
 
-    run_finish(run_id=run.id, status=Run.Status.FAILED)  # corrected: moved, not added
-    assert RunTally.objects.get(source="csv", status="success").runs == 0
+    # Corrected a minute later: moved with what it was counted as (a run of under a second),
+    # not with its new length, and not added.
+    minute = dt.timedelta(minutes=1)
+    Run.objects.filter(pk=run.id).update(
+        started_at=finished.started_at - minute, finished_at=finished.finished_at - minute
+    )
+    run_finish(run_id=run.id, status=Run.Status.FAILED)
+    success = RunTally.objects.get(source="csv", status="success")
+    assert (success.runs, success.items_fetched, success.le_1, success.le_60) == (0, 0, 0, 0)
+    assert success.duration_seconds == pytest.approx(0, abs=1e-6)
     failed = RunTally.objects.get(source="csv", status="failed")
-    assert (failed.runs, failed.items_fetched) == (1, 7)
+    assert (failed.runs, failed.items_fetched, failed.le_120) == (1, 7, 1)
 
 
 def test_abandoned_runs_and_skips_are_counted():
