@@ -22,7 +22,7 @@ from kasparro.core.admin_utils import (
 )
 from kasparro.core.catalogue import source_entry, source_names
 from kasparro.core.errors import ApplicationError
-from runs.models import Run
+from runs.models import RUN_COUNTERS, Run
 from runs.selectors import run_timeline
 from runs.services import run_retry, source_run_now
 
@@ -125,12 +125,7 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             {
                 "fields": [
                     "pages",
-                    "items_fetched",
-                    "items_inserted",
-                    "items_updated",
-                    "items_unchanged",
-                    "items_quarantined",
-                    "drift_findings",
+                    *RUN_COUNTERS,
                     "freshness_lag_seconds",
                 ]
             },

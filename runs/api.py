@@ -22,7 +22,7 @@ from kasparro.core.catalogue import source_names
 from kasparro.core.errors import NotFoundError
 from kasparro.core.openapi import link, response_links
 from kasparro.core.request_id import get_request_id
-from runs.models import Run
+from runs.models import RUN_COUNTERS, Run
 from runs.report import runs_report
 from runs.selectors import run_list, runs_stats
 
@@ -43,12 +43,7 @@ class RunSerializer(serializers.ModelSerializer):
             "finished_at",
             "duration_seconds",
             "pages",
-            "items_fetched",
-            "items_inserted",
-            "items_updated",
-            "items_unchanged",
-            "items_quarantined",
-            "drift_findings",
+            *RUN_COUNTERS,
             "error_class",
             "error_message",
         ]
