@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crypto.models import Asset
+from crypto.response_cache import versioned
 from crypto.selectors import (
     CURSOR_PATTERN,
     HISTORY_INTERVALS,
@@ -100,6 +101,7 @@ class DataApi(ApiView):
         f"(`source={source_names(NEWS)[0]}`, also {aliases_text()}) lists articles in the same "
         "envelope.",
     )
+    @versioned
     def get(self, request: Request) -> Response:
         p = self.params(DataParams, request)
         limit, offset = p["limit"], p["offset"]
@@ -133,6 +135,7 @@ class AssetListApi(ApiView):
         responses={200: envelope_serializer("AssetEnvelope", AssetSerializer), **ERRORS},
         examples=parameter_examples(q="bitcoin", symbol="BTC", limit=10, offset=0),
     )
+    @versioned
     def get(self, request: Request) -> Response:
         p = self.params(AssetListParams, request)
         qs = asset_list(q=p.get("q"), symbol=p.get("symbol"))
@@ -153,6 +156,7 @@ class AssetDetailApi(ApiView):
         responses={200: AssetDetailSerializer, **NOT_FOUND, **ERRORS},
         examples=parameter_examples(path={"slug": "bitcoin"}),
     )
+    @versioned
     def get(self, request: Request, slug: str) -> Response:
         asset = _asset_or_404(slug)
         return Response(
@@ -230,6 +234,7 @@ class AssetHistoryApi(CsvApiView):
         "the points after it; each page costs the same however long the history. "
         "`format=csv` streams the same points as CSV.",
     )
+    @versioned
     def get(self, request: Request, slug: str) -> Response:
         p = self.params(HistoryParams, request)
         asset = _asset_or_404(slug)
@@ -306,6 +311,7 @@ class NewsApi(CsvApiView):
         description="News, newest first, with the assets each article mentions. "
         "`format=csv` streams the same page of articles as CSV.",
     )
+    @versioned
     def get(self, request: Request) -> Response:
         p = self.params(NewsParams, request)
         since: dt.datetime | None = p.get("since")

@@ -162,3 +162,16 @@ class ArticleAsset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.article_id} mentions {self.asset_id} ({self.matched_by})"
+
+
+class DataVersion(models.Model):
+    """One row: a counter advanced in the same transaction as every change the API can show
+    (a page commit, a run's start or end, a checkpoint rewind, an edit in admin). Responses are
+    cached and tagged by it (`crypto.response_cache`), so none outlives the commit that changed
+    its data. Owned by `crypto.versions`."""
+
+    number = models.BigIntegerField(default=1)
+    changed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"data version {self.number}"

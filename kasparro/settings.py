@@ -284,6 +284,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "kasparro.core.openapi.move_response_links",
+        "kasparro.core.openapi.document_validators",
     ],
 }
 

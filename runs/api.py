@@ -9,6 +9,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from crypto.response_cache import versioned
 from kasparro.core.api import (
     AUTH_ERRORS,
     NOT_FOUND,
@@ -136,6 +137,7 @@ class StatsApi(TokenApiView):
             )
         ),
     )
+    @versioned(seconds=1)
     def get(self, request: Request) -> Response:
         p = self.params(StatsParams, request)
         stats = runs_stats(sources=source_names(), window=dt.timedelta(hours=p["window_hours"]))
@@ -183,6 +185,7 @@ class RunListApi(TokenApiView):
             ),
         ),
     )
+    @versioned
     def get(self, request: Request) -> Response:
         p = self.params(RunListParams, request)
         qs = run_list(
@@ -208,6 +211,7 @@ class RunDetailApi(TokenApiView):
         responses={200: RunDetailSerializer, **NOT_FOUND, **AUTH_ERRORS},
         examples=parameter_examples(path={"run_id": EXAMPLE_RUN_IDS[1]}),
     )
+    @versioned
     def get(self, request: Request, run_id) -> Response:
         return Response(RunDetailSerializer(_run_or_404(run_id)).data)
 

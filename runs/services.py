@@ -1,7 +1,7 @@
 """Writes to Run rows: start, count a committed page, finish, skip, fail the abandoned; and the
 operator's requests for new runs (retry a run, run a source now), enqueued by task name since
 `runs` never imports `etl`. Every change of a run's status is made here, with its rollups
-(runs.rollups) in the same transaction."""
+(runs.rollups) and the data version (crypto.versions) in the same transaction."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from crypto.versions import data_version_advance
 from kasparro.core.catalogue import INGEST_TASK
 from kasparro.core.errors import ApplicationError, NotFoundError
 from runs import rollups
@@ -48,6 +49,7 @@ def run_start(
             checkpoint_after=checkpoint_before,
         )
         rollups.started(run)
+        data_version_advance()
     return run
 
 
@@ -89,6 +91,7 @@ def run_finish(
             update_fields=["status", "finished_at", "retryable", "error_class", "error_message"]
         )
         rollups.finished(run, before=before)
+        data_version_advance()
     return run
 
 
@@ -112,6 +115,8 @@ def runs_fail_running(
             run.save(update_fields=["status", "finished_at", "error_class", "error_message"])
             rollups.finished(run, before=before)
             newest = run.pk
+        if newest is not None:
+            data_version_advance()
     return newest
 
 
@@ -137,6 +142,7 @@ def run_skip(
             error_message=reason,
         )
         rollups.recorded(run)
+        data_version_advance()
     return run
 
 

@@ -21,6 +21,7 @@ from django_celery_beat.models import (
 from django_celery_results.models import GroupResult, TaskResult
 
 from crypto.models import Article, ArticleAsset, Asset, LatestQuote, Quote, SourceAsset
+from crypto.versions import data_version_advance
 from etl.models import (
     Checkpoint,
     DriftEvent,
@@ -166,12 +167,14 @@ class RunFactory(Factory):
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
-        """A run as runs.services records one: its rollups kept with it."""
+        """A run as runs.services records one: its rollups kept with it, the data version
+        advanced."""
         run = super()._create(model_class, *args, **kwargs)
         if run.status == Run.Status.RUNNING:
             rollups.started(run)
         else:
             rollups.recorded(run)
+        data_version_advance()
         return run
 
 

@@ -5,7 +5,8 @@ quarantine replay all go through it. In the caller's transaction, in this order:
 
     raw page kept (once per content) · drift findings recorded · good items loaded (identity
     failures join the bad) · bad items quarantined · checkpoint advanced · run counters
-    advanced · claim proved (fencing: the page commits only while the claim is ours)
+    advanced · data version advanced · claim proved (fencing: the page commits only while
+    the claim is ours)
 
 Each step happens when the page carries what it needs (a fetched page has a raw payload and a
 cursor; a replayed one has neither). `PageWriter` runs it in a transaction of its own and, when
@@ -23,6 +24,7 @@ from django.db import (
     transaction,
 )
 
+from crypto.versions import data_version_advance
 from etl.exceptions import LeaseLostError
 from etl.faults import FaultPlan
 from etl.pipeline.load import Loader, LoadResult
@@ -92,6 +94,7 @@ def process_page(ctx: PageContext, prepared: PreparedPage) -> PageOutcome:
             items_quarantined=len(bad),
             drift_findings=drift_findings,
         )
+    data_version_advance()  # late: its row lock is held until the commit
     if ctx.claim is not None:
         ctx.claim.prove()
     return PageOutcome(result, bad, drift_findings)

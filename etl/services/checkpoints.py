@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import uuid
 
+from django.db import transaction
 from django.utils import timezone
 
+from crypto.versions import data_version_advance
 from etl.models import Checkpoint
 from etl.services.leases import SourceBusy, source_claim_holder, source_claimed
 from kasparro.core.errors import ApplicationError
@@ -31,8 +33,11 @@ def checkpoint_advance(*, source: str, cursor: dict, run_id: uuid.UUID | None) -
 
 
 def checkpoint_set(*, source: str, cursor: dict) -> None:
-    """Operator action: rewind or reset (an empty cursor starts from scratch)."""
-    checkpoint_advance(source=source, cursor=cursor, run_id=None)
+    """Operator action: rewind or reset (an empty cursor starts from scratch). What the next
+    run reads changes, and with it what the runs API shows: the data version advances."""
+    with transaction.atomic():
+        checkpoint_advance(source=source, cursor=cursor, run_id=None)
+        data_version_advance()
 
 
 def _busy(source: str) -> ApplicationError:

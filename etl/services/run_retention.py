@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
+from crypto.versions import data_version_advance
 from etl.models import Checkpoint, DriftEvent, QuarantinedRecord, RawRecord
 from etl.services.retention import DEFAULT_BATCH, TableSize, replay_pending_events
 from runs.models import Run, SourceRollup
@@ -99,6 +100,7 @@ def runs_prune(
                 after = ids[-1][1]
                 # Children lose their parent (SET_NULL); drift events lose the link.
                 Run.objects.filter(pk__in=[pk for pk, _ in ids]).delete()
+                data_version_advance()
                 report.runs += len(ids)
                 report.batches += 1
     report.kept = old - report.runs

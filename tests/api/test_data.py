@@ -150,7 +150,7 @@ def test_source_names_are_the_schema_enum_spelled_as_listed(client, loaded):
 def test_data_makes_the_same_number_of_queries_whatever_the_page(
     client, loaded, django_assert_num_queries
 ):
-    client.get("/data", {"limit": 1})  # warm up (sessions, content types)
+    client.get("/data", {"limit": 2})  # warm up (sessions, content types); not the pages read
     for source in ({}, {"source": "rss"}):
         counts = []
         for limit in (1, 100):
@@ -160,7 +160,8 @@ def test_data_makes_the_same_number_of_queries_whatever_the_page(
             with CaptureQueriesContext(connection) as ctx:
                 assert client.get("/data", {"limit": limit, **source}).status_code == 200
             counts.append(len(ctx))
-        assert counts[0] == counts[1] <= 3, (source, counts)
+        # The data version, the count, the page (and its mentions, for news).
+        assert counts[0] == counts[1] <= 4, (source, counts)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,148 @@
+"""Read endpoints answered from the cache, keyed and tagged by the data version.
+
+A JSON answer is a function of the request (scheme, host, path, query parameters) and of the
+data, which changes only when the data version advances (`crypto.versions`). So `@versioned`
+reads the version (one indexed row) and:
+
+- sends a strong `ETag` (`"<version>.<digest of the request>"`) and `Last-Modified` (the
+  version's time); `If-None-Match` naming it (or, without one, `If-Modified-Since` at or after
+  that time) gets a 304 with no body;
+- else serves the body cached under (request, version), or computes it, caches it and serves
+  it. The per-response members (`request_id`, `api_latency_ms`) are not cached: the body is
+  cached without them and they are written in front of it at every answer.
+
+It runs inside the view's `get`, so throttles, authentication and permissions have already
+run: a revoked key gets its 401 whatever is cached. A body is never served under another
+version, so none outlives the commit that changed its data; old versions' bodies simply expire
+(`CACHE_SECONDS`). CSV answers stream as before. Errors are never cached. A cache that cannot
+be reached costs the answer its caching, not its answer.
+
+Time-relative answers (`/stats`: a window ending now, staleness) take `seconds=1`: the key
+also holds the current second, the body is cached for that second only, and no validator is
+sent (the same version does not mean the same answer there).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import time
+from urllib.parse import urlencode
+
+from django.core.cache import cache
+from django.http import HttpResponse, HttpResponseNotModified
+from django.utils.http import http_date, parse_http_date_safe
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from crypto.versions import Version, data_version
+from kasparro.core.csv_export import wants_csv
+from kasparro.core.request_id import get_request_id
+
+logger = logging.getLogger(__name__)
+
+CACHE_SECONDS = 3600  # a version's bodies live at most this long after their last use
+META = ("request_id", "api_latency_ms")  # per response: written in front of the cached body
+HEADERS = ("Link",)  # headers of the computed answer that the cached one keeps
+
+
+def _digest(request) -> str:
+    params = sorted(
+        (name, value) for name, values in request.query_params.lists() for value in values
+    )
+    text = f"{request.scheme}://{request.get_host()}{request.path}?{urlencode(params)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _not_modified(request, etag: str, version: Version) -> bool:
+    sent = request.META.get("HTTP_IF_NONE_MATCH")
+    if sent is not None:
+        return sent.strip() == "*" or etag in (tag.strip() for tag in sent.split(","))
+    since = parse_http_date_safe(request.META.get("HTTP_IF_MODIFIED_SINCE", ""))
+    return since is not None and int(version.changed_at.timestamp()) <= since
+
+
+def _cache_get(key: str):
+    try:
+        return cache.get(key)
+    except Exception:  # the backend's connection errors vary: answer without the cache
+        logger.warning("response cache unavailable", exc_info=True)
+        return None
+
+
+def _cache_set(key: str, value, seconds: int) -> None:
+    try:
+        cache.set(key, value, seconds)
+    except Exception:
+        logger.warning("response cache unavailable", exc_info=True)
+
+
+def _split(response: Response):
+    """(meta names, body bytes without them, kept headers) of a computed answer; None when it
+    is not a cacheable one (an error, or meta members not at the front)."""
+    if not isinstance(response, Response) or response.status_code != 200:
+        return None
+    data = response.data
+    if not isinstance(data, dict):
+        return None
+    names = list(data)
+    meta = tuple(name for name in META if name in data)
+    if names[: len(meta)] != list(meta):
+        return None
+    body = JSONRenderer().render({name: data[name] for name in names[len(meta) :]})
+    headers = {name: response[name] for name in HEADERS if response.has_header(name)}
+    return meta, body, headers
+
+
+def _assemble(view, request, meta: tuple[str, ...], body: bytes) -> bytes:
+    values = {"request_id": get_request_id(), "api_latency_ms": view.latency_ms(request)}
+    front = ",".join(
+        f"{json.dumps(name)}:{json.dumps(values[name], ensure_ascii=False)}" for name in meta
+    )
+    if not front:
+        return body
+    rest = body[1:]  # after "{"
+    return b"{" + front.encode() + (b"," if rest != b"}" else b"") + rest
+
+
+def versioned(get=None, *, seconds: int | None = None):
+    """Decorate an API view's `get` (see the module docstring); `seconds` for answers that
+    depend on the time as well as the data."""
+    if get is None:
+        return functools.partial(versioned, seconds=seconds)
+
+    @functools.wraps(get)
+    def cached_get(view, request, *args, **kwargs):
+        if wants_csv(request):
+            return get(view, request, *args, **kwargs)
+        version = data_version()
+        digest = _digest(request)
+        # Revalidate every time (cheap: a 304); answers to a key are for its holder only.
+        private = request.auth is not None
+        headers = {"Cache-Control": "private, no-cache" if private else "no-cache"}
+        if seconds is None:
+            etag = f'"{version.number}.{digest[:20]}"'
+            headers["ETag"] = etag
+            headers["Last-Modified"] = http_date(version.changed_at.timestamp())
+            if _not_modified(request, etag, version):
+                return HttpResponseNotModified(headers=headers)
+            key = f"api:{version.number}:{digest}"
+        else:
+            key = f"api:{version.number}:{int(time.time()) // seconds}:{digest}"
+        cached = _cache_get(key)
+        if cached is None:
+            response = get(view, request, *args, **kwargs)
+            cached = _split(response)
+            if cached is None:
+                return response
+            _cache_set(key, cached, seconds or CACHE_SECONDS)
+        meta, body, kept = cached
+        answer = HttpResponse(_assemble(view, request, meta, body), content_type="application/json")
+        for name, value in {**kept, **headers}.items():
+            answer[name] = value
+        return answer
+
+    cached_get.etag = seconds is None  # kasparro.core.openapi documents its validators and 304
+    return cached_get
