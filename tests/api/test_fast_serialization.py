@@ -298,3 +298,40 @@ def test_a_page_of_100_costs_the_queries_of_a_page_of_10(client, seeded, edges, 
         )
         counts.append(len(ctx))
     assert counts[0] == counts[1] <= 3, counts
+
+
+@pytest.fixture
+def odd_runs(db):
+    """Runs the samples do not have: still running, a retry of a failed one (a parent), an
+    error message, a start in another zone."""
+    from tests.factories import RunFactory
+
+    failed = RunFactory(
+        status="failed",
+        error_class="SourceUnavailable",
+        error_message='upstream said "no" \u2014 twice',
+        started_at=dt.datetime(2025, 12, 27, 23, 0, 0, 123456, tzinfo=NEW_YORK),
+    )
+    RunFactory(status="success", trigger="retry", parent=failed, items_quarantined=3)
+    RunFactory(status="running", finished_at=None)
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_runs_equal_the_serializer(seeded, odd_runs, zone):
+    from runs.api import RUN_LIST_COLUMNS, RunSerializer, runs_representation
+    from runs.selectors import run_list
+
+    qs = run_list()
+    with _in_zone(zone):
+        fast = runs_representation(qs.values(*RUN_LIST_COLUMNS))
+        assert render(fast) == render(RunSerializer(qs, many=True).data)
+    assert {r["status"] for r in fast} >= {"success", "failed", "running"}
+    assert any(r["parent_id"] for r in fast) and any(r["duration_seconds"] is None for r in fast)
+
+
+def test_runs_endpoint_answers_what_the_serializer_gives(client, auth, seeded, odd_runs):
+    from runs.api import RunSerializer
+    from runs.selectors import run_list
+
+    body = client.get("/runs", {"limit": 100}, **auth).json()
+    assert render(body["data"]) == render(RunSerializer(run_list()[:100], many=True).data)
