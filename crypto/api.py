@@ -23,21 +23,25 @@ from crypto.selectors import (
     HISTORY_INTERVALS,
     HistoryCursor,
     article_list,
+    article_rows,
     asset_get,
     asset_history,
     asset_list,
     cursor_decode,
     cursor_encode,
     latest_quote_list,
+    latest_quote_rows,
 )
 from crypto.serializers import (
     ArticleSerializer,
     AssetDetailSerializer,
     AssetSerializer,
     HistorySerializer,
-    IdentitySerializer,
-    LatestSerializer,
     MarketItemSerializer,
+    articles_representation,
+    identities_representation,
+    latest_representation,
+    market_items_representation,
     points_representation,
 )
 from kasparro.core.api import (
@@ -108,7 +112,7 @@ class DataApi(ApiView):
         if p.get("source") in source_names(NEWS):
             qs = article_list(symbol=p.get("symbol"), q=p.get("name"))
             total = qs.count()
-            data = ArticleSerializer(qs[offset : offset + limit], many=True).data
+            data = articles_representation(article_rows(qs[offset : offset + limit]))
         else:
             qs = latest_quote_list(
                 sources=[p["source"]] if p.get("source") else None,
@@ -116,7 +120,7 @@ class DataApi(ApiView):
                 name=p.get("name"),
             )
             total = qs.count()
-            data = MarketItemSerializer(qs[offset : offset + limit], many=True).data
+            data = market_items_representation(latest_quote_rows(qs[offset : offset + limit]))
         return self.envelope(request, data, limit=limit, offset=offset, total=total)
 
 
@@ -140,7 +144,8 @@ class AssetListApi(ApiView):
         p = self.params(AssetListParams, request)
         qs = asset_list(q=p.get("q"), symbol=p.get("symbol"))
         limit, offset = p["limit"], p["offset"]
-        data = AssetSerializer(qs[offset : offset + limit], many=True).data
+        # AssetSerializer's fields are text as stored: the rows are its representation.
+        data = list(qs[offset : offset + limit].values(*AssetSerializer.Meta.fields))
         return self.envelope(request, data, limit=limit, offset=offset, total=qs.count())
 
 
@@ -165,8 +170,8 @@ class AssetDetailApi(ApiView):
                 "slug": asset.slug,
                 "symbol": asset.symbol,
                 "name": asset.name,
-                "identities": IdentitySerializer(asset.identities.all(), many=True).data,
-                "latest": LatestSerializer(asset.latest_quotes.all(), many=True).data,
+                "identities": identities_representation(asset.identities.all()),
+                "latest": latest_representation(asset.latest_quotes.all()),
             }
         )
 
@@ -319,5 +324,5 @@ class NewsApi(CsvApiView):
         limit, offset = p["limit"], p["offset"]
         if wants_csv(request):
             return csv_response(qs[offset : offset + limit], NEWS_CSV_COLUMNS, filename="news.csv")
-        data = ArticleSerializer(qs[offset : offset + limit], many=True).data
+        data = articles_representation(article_rows(qs[offset : offset + limit]))
         return self.envelope(request, data, limit=limit, offset=offset, total=qs.count())

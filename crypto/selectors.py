@@ -31,6 +31,26 @@ def latest_quote_list(
     return qs.order_by(F("market_cap_rank").asc(nulls_last=True), "asset_id", "source")
 
 
+def latest_quote_rows(qs: QuerySet[LatestQuote]) -> list[dict]:
+    """A page of `latest_quote_list` as plain rows, the asset's fields joined in (`asset__slug`
+    and the like): one query, no model instances."""
+    return list(
+        qs.values(
+            "id",
+            "source",
+            "asset__symbol",
+            "asset__name",
+            "asset__slug",
+            "price_usd",
+            "market_cap",
+            "volume_24h",
+            "price_change_24h",
+            "market_cap_rank",
+            "observed_at",
+        )
+    )
+
+
 def asset_list(*, q: str | None = None, symbol: str | None = None) -> QuerySet[Asset]:
     qs = Asset.objects.all()
     if symbol:
@@ -247,3 +267,25 @@ def article_list(
             queryset=ArticleAsset.objects.select_related("asset").order_by("asset__slug"),
         )
     )
+
+
+def article_rows(qs: QuerySet[Article]) -> list[dict]:
+    """A page of `article_list` as plain rows, each with its mentions (`mentions`: slug, symbol
+    and matched_by, by slug as the prefetch orders them): two queries whatever the page's
+    length, as the prefetch made, and no model instances."""
+    rows = list(
+        qs.values("id", "feed", "guid", "title", "url", "summary", "author", "published_at")
+    )
+    if not rows:
+        return rows
+    mentions: dict[int, list[dict]] = {row["id"]: [] for row in rows}
+    found = (
+        ArticleAsset.objects.filter(article_id__in=list(mentions))
+        .order_by("asset__slug")
+        .values_list("article_id", "asset__slug", "asset__symbol", "matched_by")
+    )
+    for article_id, slug, symbol, matched_by in found:
+        mentions[article_id].append({"slug": slug, "symbol": symbol, "matched_by": matched_by})
+    for row in rows:
+        row["mentions"] = mentions[row["id"]]
+    return rows

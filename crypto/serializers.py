@@ -1,14 +1,17 @@
-"""The read API's response shapes (the original service's field names for /data)."""
+"""The read API's response shapes (the original service's field names for /data), and for
+the hot paths the same shapes built without DRF (`*_representation`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
+from collections.abc import Callable, Iterable
 
 from django.utils import timezone
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
-from crypto.models import Article, Asset, LatestQuote
+from crypto.models import PRICE_DIGITS, Article, Asset, LatestQuote, SourceAsset
 from kasparro.core.catalogue import NEWS, source_names
 
 
@@ -125,35 +128,136 @@ class PointSerializer(serializers.Serializer):
     samples = serializers.IntegerField()
 
 
-_QUANTUM = decimal.Decimal(1).scaleb(-18)
-_CONTEXT = decimal.Context(prec=60)
-_PRICES = ("price_usd", "price_min", "price_max", "market_cap", "volume_24h")
+def _decimal_writer(*, max_digits: int, decimal_places: int, as_text: bool) -> Callable:
+    """What a DecimalField(max_digits, decimal_places, coerce_to_string=as_text) gives for a
+    value (quantized in the field's precision), as the JSON renderer writes it: the text, or a
+    float (the renderer's own conversion, done here so that rendering needs no callback)."""
+    quantum = decimal.Decimal(1).scaleb(-decimal_places)
+    context = decimal.Context(prec=max_digits)
+
+    def write(value):
+        if value is None:  # the serializer's null, before the field is asked
+            return None
+        if not isinstance(value, decimal.Decimal):
+            value = decimal.Decimal(str(value).strip())
+        quantized = value.quantize(quantum, context=context)
+        return f"{quantized:f}" if as_text else float(quantized)
+
+    return write
 
 
-def _number(value) -> float | None:
-    """What PointSerializer's DecimalField gives (quantized to 18 places), as the JSON renderer
-    writes it (a float): converted here, so rendering needs no per-value callback."""
+_point_number = _decimal_writer(max_digits=60, decimal_places=18, as_text=False)
+_market_number = _decimal_writer(max_digits=40, decimal_places=18, as_text=False)
+# LatestSerializer's fields are the model's (PRICE_DIGITS) with DRF's default coercion.
+_model_number = {
+    as_text: _decimal_writer(**PRICE_DIGITS, as_text=as_text) for as_text in (False, True)
+}
+
+
+def _time(value: dt.datetime | None, zone: dt.tzinfo) -> str | None:
+    """DRF's DateTimeField output in ISO 8601 (the default format): in the current time zone
+    (`zone`, asked once per page), "+00:00" written "Z"."""
     if value is None:
         return None
-    if not isinstance(value, decimal.Decimal):
-        value = decimal.Decimal(str(value))
-    return float(value.quantize(_QUANTUM, context=_CONTEXT))
-
-
-def _time(value: dt.datetime) -> str:
-    text = timezone.localtime(value).isoformat() if timezone.is_aware(value) else value.isoformat()
+    value = value.astimezone(zone) if timezone.is_aware(value) else timezone.make_aware(value, zone)
+    text = value.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+# The fast paths below build what a serializer gives without DRF's per-field machinery (on
+# /data a page of 100 cost more to serialize than everything else). The serializers stay the
+# schema's source of truth; tests/api/test_fast_serialization.py holds each pair equal, byte
+# for byte once rendered.
+
+
+def market_items_representation(rows: Iterable[dict]) -> list[dict]:
+    """MarketItemSerializer(quotes, many=True).data from `latest_quote_rows`."""
+    zone = timezone.get_current_timezone()
+    number = _market_number
+    return [
+        {
+            "id": row["id"],
+            "source": row["source"],
+            "symbol": row["asset__symbol"],
+            "name": row["asset__name"],
+            "slug": row["asset__slug"],
+            "current_price": number(row["price_usd"]),
+            "market_cap": number(row["market_cap"]),
+            "volume_24h": number(row["volume_24h"]),
+            "price_change_24h": number(row["price_change_24h"]),
+            "market_cap_rank": row["market_cap_rank"],
+            "last_updated": _time(row["observed_at"], zone),
+        }
+        for row in rows
+    ]
+
+
+def articles_representation(rows: Iterable[dict]) -> list[dict]:
+    """ArticleSerializer(articles, many=True).data from `article_rows` (mentions included)."""
+    zone = timezone.get_current_timezone()
+    source = source_names(NEWS)[0]
+    return [
+        {
+            "id": row["id"],
+            "source": source,
+            "feed": row["feed"],
+            "guid": row["guid"],
+            "title": row["title"],
+            "url": row["url"],
+            "summary": row["summary"],
+            "author": row["author"],
+            "published_at": _time(row["published_at"], zone),
+            "assets": row["mentions"],
+        }
+        for row in rows
+    ]
+
+
+def identities_representation(identities: Iterable[SourceAsset]) -> list[dict]:
+    """IdentitySerializer(identities, many=True).data."""
+    return [
+        {
+            "source": i.source,
+            "key": i.key,
+            "match_method": i.match_method,
+            "confidence": i.confidence,
+        }
+        for i in identities
+    ]
+
+
+def latest_representation(quotes: Iterable[LatestQuote]) -> list[dict]:
+    """LatestSerializer(quotes, many=True).data: a ModelSerializer's decimals, text unless
+    REST_FRAMEWORK says otherwise (COERCE_DECIMAL_TO_STRING)."""
+    zone = timezone.get_current_timezone()
+    number = _model_number[bool(api_settings.COERCE_DECIMAL_TO_STRING)]
+    return [
+        {
+            "source": q.source,
+            "observed_at": _time(q.observed_at, zone),
+            "price_usd": number(q.price_usd),
+            "market_cap": number(q.market_cap),
+            "volume_24h": number(q.volume_24h),
+            "price_change_24h": number(q.price_change_24h),
+            "market_cap_rank": q.market_cap_rank,
+        }
+        for q in quotes
+    ]
+
+
+_PRICES = ("price_usd", "price_min", "price_max", "market_cap", "volume_24h")
 
 
 def points_representation(points: list[dict]) -> list[dict]:
     """PointSerializer(points, many=True).data, built without DRF's per-field machinery: the
     history's hot path (500 points cost more to serialize than to read). Field for field the
     same output; tests/api/test_history_paging.py holds them equal."""
+    zone = timezone.get_current_timezone()
     out = []
     for point in points:
-        row = {"source": point["source"], "time": _time(point["time"])}
+        row = {"source": point["source"], "time": _time(point["time"], zone)}
         for name in _PRICES:  # a raw point has no min and max: null, as allow_null gives
-            row[name] = _number(point.get(name))
+            row[name] = _point_number(point.get(name))
         row["samples"] = point["samples"]
         out.append(row)
     return out
