@@ -115,18 +115,19 @@ def envelope_serializer(name: str, item: type[serializers.Serializer] | serializ
 
 
 class ApiView(APIView):
-    def perform_authentication(self, request: Request) -> None:
-        """Authenticate, then charge the rate limits: the address's and the key's together, in
-        one round trip (`kasparro.core.throttle`), so the key must be known first. Credentials
-        that are refused are charged to the address before their 401 is raised: a client
-        guessing keys meets 429 once over its address's rate, not an endless stream of 401s.
-        DRF's own throttle step (after the permissions) has no throttle classes to run."""
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        """Every request is charged to the rate limits before DRF's checks: the address's and
+        the key's together, in one round trip (`kasparro.core.throttle`), so the key is
+        authenticated first. Credentials that are refused are charged to the address before
+        their 401: a client guessing keys meets 429 once over its address's rate, not an
+        endless stream of 401s. (DRF's own throttle step has no throttle classes to run.)"""
         try:
-            super().perform_authentication(request)
+            self.perform_authentication(request)
         except (exceptions.AuthenticationFailed, exceptions.NotAuthenticated):
             self.charge_rate_limits(request)
             raise
         self.charge_rate_limits(request)
+        super().initial(request, *args, **kwargs)  # authenticates no more: request.user is set
 
     def charge_rate_limits(self, request: Request) -> None:
         wait = throttle_request(request)

@@ -173,6 +173,13 @@ def test_a_missing_key_on_a_token_endpoint_is_charged_before_its_401(store, clie
     assert codes(client, 3, "/stats") == [401, 401, 429]
 
 
+def test_a_request_refused_before_any_check_is_charged_too(store, client, settings):
+    """Refused for what it asks (a 406), it is still charged: every request counts."""
+    settings.API_RATE_PER_ADDRESS = "2/min"
+    assert codes(client, 2, HTTP_ACCEPT="image/png") == [406, 406]
+    assert codes(client, 1) == [429]
+
+
 # --- the shipped rates ----------------------------------------------------------------------
 
 
