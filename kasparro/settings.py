@@ -288,7 +288,8 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# Throttles, per client address and per API key (cache-backed: Redis when configured).
+# Throttles, per client address and per API key (kasparro.core.throttle, in the cache's Redis
+# when configured, in-process otherwise).
 API_RATE_PER_ADDRESS = env("API_RATE_PER_ADDRESS", default="600/min")
 API_RATE_PER_KEY = env("API_RATE_PER_KEY", default="3000/min")
 

@@ -31,7 +31,7 @@ def coingecko_pages() -> list[list[dict]]:
 @pytest.fixture(autouse=True)
 def _offline_fast_settings(settings, tmp_path):
     """No test reaches a public host; retries are instant; nothing is rate limited unless a
-    test asks for it; Redis keys are private to the test."""
+    test asks for it; Redis keys and in-process throttle counts are private to the test."""
     settings.COINGECKO_BASE_URL = "http://127.0.0.1:9/unreachable"
     settings.RSS_FEED_URLS = []
     settings.CSV_DROP_DIR = tmp_path / "empty-drop"
@@ -54,6 +54,9 @@ def _offline_fast_settings(settings, tmp_path):
         caches["default"]["KEY_PREFIX"] = prefix
         settings.CACHES = caches
     yield
+    from kasparro.core.throttle import throttle_local_clear
+
+    throttle_local_clear()
     if prefix is None:
         cache.clear()
     else:

@@ -31,8 +31,8 @@ def test_spoofed_forwarded_for_does_not_change_the_client_id_without_a_proxy(cli
 
 
 def test_wrong_keys_are_throttled_too(client, settings):
-    """The address throttle is charged before authentication: a client guessing keys meets
-    429 after the limit, not an endless stream of 401s."""
+    """A request whose key is refused is charged to its address before its 401: a client
+    guessing keys meets 429 after the limit, not an endless stream of 401s."""
     settings.API_RATE_PER_ADDRESS = "3/min"
     codes = [
         client.get("/stats", HTTP_X_API_KEY=f"kas_wrong{n}_secret").status_code for n in range(5)

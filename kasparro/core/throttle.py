@@ -1,0 +1,204 @@
+"""API throttling, its one owner: every API request is charged to its client address and, when
+an API key authenticated it, to that key, both in ONE Redis round trip.
+
+Each limit is a sliding window log, as DRF's `SimpleRateThrottle` kept it, so "3/min" lets
+exactly 3 requests through in any 60 seconds: one sorted set per bucket holds the times of the
+requests it let through. One Lua script trims, counts and charges the buckets atomically, in
+order (address, then key): a request the address refuses charges nothing; one the address allows
+and the key refuses stays charged to the address. DRF's two throttles each read and rewrote a
+history list in the cache: four round trips, 1.75 ms of a 4.6 ms request (issue 16). Side by side
+on a local Redis, 500 requests from one address with one key: 1.8 ms for DRF's pair, 0.25 ms for
+the script.
+
+The counts live in the cache's Redis (its LOCATION, its OPTIONS' timeouts, under its
+KEY_PREFIX); without a Redis cache (zero-config) the same windows are kept in this process.
+Redis unreachable: the request is allowed and a warning logged, so reads keep being served.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+from redis.exceptions import RedisError
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from kasparro.core.apikeys.models import APIKey
+
+logger = logging.getLogger(__name__)
+
+REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+# KEYS: the buckets, in order. ARGV[1]: a token unique to this request, then each bucket's limit
+# and window (microseconds). Returns {0, 0} when every bucket let the request through (each is
+# charged), else {i, wait}: bucket i refused it (the buckets before it stay charged, the ones
+# after it are not touched) and its oldest entry leaves its window in `wait` microseconds.
+_CHARGE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local member = t[1] .. string.format('%06d', tonumber(t[2])) .. '-' .. ARGV[1]
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 * i])
+  local window = tonumber(ARGV[2 * i + 1])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= limit then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]
+    if oldest then return {i, tonumber(oldest) + window - now} end
+    return {i, window}
+  end
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, math.ceil(window / 1000))
+end
+return {0, 0}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    requests: int
+    seconds: int
+
+
+def rate_parse(rate: str | None) -> Rate | None:
+    """DRF's rate syntax, read as DRF reads it: "N/period", the period known by its first
+    letter (s, m, h, d: "600/min", "10/second"). None: no limit."""
+    if rate is None:
+        return None
+    count, period = rate.split("/")
+    return Rate(requests=int(count), seconds=PERIODS[period[0]])
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    key: str
+    rate: Rate
+
+
+@lru_cache(maxsize=4)
+def _charge_script(url: str, connect_timeout: float, timeout: float):
+    """The charge script registered on a client of `url` (EVALSHA, loaded once per server)."""
+    import redis
+
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=connect_timeout, socket_timeout=timeout
+    )
+    return client.register_script(_CHARGE)
+
+
+def _redis_location() -> tuple[str, float, float] | None:
+    """The cache's Redis (its primary, as Django's RedisCache writes to it) and timeouts; None
+    when the cache is not Redis."""
+    cache = settings.CACHES["default"]
+    if cache["BACKEND"] != REDIS_CACHE:
+        return None
+    location = cache["LOCATION"]
+    primary = (location.split(",") if isinstance(location, str) else location)[0].strip()
+    options = cache.get("OPTIONS", {})
+    return (
+        primary,
+        options.get("socket_connect_timeout", 2),
+        options.get("socket_timeout", 2),
+    )
+
+
+class _LocalWindows:
+    """The same sliding windows in this process, for zero-config mode."""
+
+    SWEEP_AT = 10_000  # buckets kept before the idle ones are dropped
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.logs: dict[str, tuple[int, deque[float]]] = {}
+        self.sweep_at = self.SWEEP_AT
+
+    def charge(self, buckets: list[Bucket]) -> tuple[int, float]:
+        with self.lock:
+            now = time.monotonic()
+            for index, bucket in enumerate(buckets, 1):
+                window = bucket.rate.seconds
+                _, log = self.logs.setdefault(bucket.key, (window, deque()))
+                while log and log[0] <= now - window:
+                    log.popleft()
+                if len(log) >= bucket.rate.requests:
+                    return index, (log[0] + window - now) if log else window
+                log.append(now)
+            if len(self.logs) > self.sweep_at:
+                self._sweep(now)
+            return 0, 0.0
+
+    def _sweep(self, now: float) -> None:
+        self.logs = {
+            key: (window, log)
+            for key, (window, log) in self.logs.items()
+            if log and log[-1] > now - window
+        }
+        self.sweep_at = max(self.SWEEP_AT, 2 * len(self.logs))
+
+    def clear(self) -> None:
+        with self.lock:
+            self.logs.clear()
+
+
+_local = _LocalWindows()
+
+
+def throttle_local_clear() -> None:
+    """Forget the in-process counts (tests: each starts with none, as with a fresh cache)."""
+    _local.clear()
+
+
+def _buckets(*, address: str, key_prefix: str | None) -> list[Bucket]:
+    namespace = settings.CACHES["default"].get("KEY_PREFIX", "")
+    wanted = [("address", address, settings.API_RATE_PER_ADDRESS)]
+    if key_prefix is not None:
+        wanted.append(("apikey", key_prefix, settings.API_RATE_PER_KEY))
+    return [
+        Bucket(key=f"{namespace}:throttle:{scope}:{ident}", rate=rate)
+        for scope, ident, setting in wanted
+        if (rate := rate_parse(setting)) is not None
+    ]
+
+
+def throttle_charge(*, address: str, key_prefix: str | None = None) -> int | None:
+    """Charge one request to `address` and (given) the API key with `key_prefix`, at the
+    configured rates (`API_RATE_PER_ADDRESS`, `API_RATE_PER_KEY`). None: it may go through;
+    else the whole seconds (at least 1) until the refusing window has room again."""
+    buckets = _buckets(address=address, key_prefix=key_prefix)
+    if not buckets:
+        return None
+    location = _redis_location()
+    if location is None:
+        refused, wait = _local.charge(buckets)
+    else:
+        args: list[str | int] = [secrets.token_hex(8)]
+        for bucket in buckets:
+            args += [bucket.rate.requests, bucket.rate.seconds * 1_000_000]
+        try:
+            refused, wait_us = _charge_script(*location)(
+                keys=[bucket.key for bucket in buckets], args=args
+            )
+        except (RedisError, OSError) as exc:
+            logger.warning("throttle: Redis unavailable, request allowed: %r", exc)
+            return None
+        wait = wait_us / 1_000_000
+    if not refused:
+        return None
+    return max(1, math.ceil(wait))
+
+
+def throttle_request(request: Request) -> int | None:
+    """`throttle_charge` for an API request: its client address as DRF identifies it (the
+    peer, or the NUM_PROXIES-th address of X-Forwarded-For), and its API key when one
+    authenticated it (`request.auth`)."""
+    address = BaseThrottle().get_ident(request) or "unknown"  # no REMOTE_ADDR: one bucket
+    key_prefix = request.auth.prefix if isinstance(request.auth, APIKey) else None
+    return throttle_charge(address=address, key_prefix=key_prefix)
