@@ -2,7 +2,7 @@
 
 A JSON answer is a function of the request (scheme, host, path, query parameters) and of the
 data, which changes only when the data version advances (`crypto.versions`). So `@versioned`
-reads the version (one indexed row) and:
+gets the version and:
 
 - sends a strong `ETag` (`"<version>.<digest of the request>"`) and `Last-Modified` (the
   version's time); `If-None-Match` naming it (or, without one, `If-Modified-Since` at or after
@@ -16,6 +16,12 @@ run: a revoked key gets its 401 whatever is cached. A body is never served under
 version, so none outlives the commit that changed its data; old versions' bodies simply expire
 (`CACHE_SECONDS`). CSV answers stream as before. Errors are never cached. A cache that cannot
 be reached costs the answer its caching, not its answer.
+
+Where they are kept: with Redis, the version's copy there (published after each commit,
+`crypto.versions`) and the answer stored under it are read in the same round trip as the rate
+limits (`ApiView.initial`, `kasparro.core.throttle.Read`), so a cached answer costs one Redis
+call and no query; when the copy is missing (expired, or Redis lost) the version is read from
+the database and published again. Without Redis: the database's version, the local cache.
 
 Time-relative answers (`/stats`: a window ending now, staleness) take `seconds=1`: the key
 also holds the current second, the body is cached for that second only, and no validator is
@@ -37,9 +43,10 @@ from django.utils.http import http_date, parse_http_date_safe
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from crypto.versions import Version, data_version
+from crypto.versions import Version, data_version, version_key, version_parse, version_publish
 from kasparro.core.csv_export import wants_csv
 from kasparro.core.request_id import get_request_id
+from kasparro.core.throttle import Read, cache_namespace, cache_redis
 
 logger = logging.getLogger(__name__)
 
@@ -64,36 +71,50 @@ def _not_modified(request, etag: str, version: Version) -> bool:
     return since is not None and int(version.changed_at.timestamp()) <= since
 
 
-def _cache_get(key: str):
+def _store_get(key: str) -> bytes | None:
+    """A stored answer: in the cache's Redis when there is one (raw bytes, so that the
+    throttles' round trip can read it), else in the Django cache (local memory)."""
+    client = cache_redis()
     try:
-        return cache.get(key)
+        return client.get(key) if client is not None else cache.get(key)
     except Exception:  # the backend's connection errors vary: answer without the cache
         logger.warning("response cache unavailable", exc_info=True)
         return None
 
 
-def _cache_set(key: str, value, seconds: int) -> None:
+def _store_set(key: str, value: bytes, seconds: int) -> None:
+    client = cache_redis()
     try:
-        cache.set(key, value, seconds)
+        if client is not None:
+            client.set(key, value, ex=seconds)
+        else:
+            cache.set(key, value, seconds)
     except Exception:
         logger.warning("response cache unavailable", exc_info=True)
 
 
-def _split(response: Response):
-    """(meta names, body bytes without them, kept headers) of a computed answer; None when it
-    is not a cacheable one (an error, or meta members not at the front)."""
+def _split(response: Response) -> bytes | None:
+    """A computed answer as stored: a JSON line (its per-response member names and the headers
+    it keeps), then its body without those members; None when it is not a cacheable one (an
+    error, or per-response members not at the front)."""
     if not isinstance(response, Response) or response.status_code != 200:
         return None
     data = response.data
     if not isinstance(data, dict):
         return None
     names = list(data)
-    meta = tuple(name for name in META if name in data)
-    if names[: len(meta)] != list(meta):
+    meta = [name for name in META if name in data]
+    if names[: len(meta)] != meta:
         return None
     body = JSONRenderer().render({name: data[name] for name in names[len(meta) :]})
     headers = {name: response[name] for name in HEADERS if response.has_header(name)}
-    return meta, body, headers
+    return json.dumps({"meta": meta, "headers": headers}).encode() + b"\n" + body
+
+
+def _unpack(stored: bytes) -> tuple[list[str], dict, bytes]:
+    head, _, body = stored.partition(b"\n")
+    info = json.loads(head)
+    return info["meta"], info["headers"], body
 
 
 def _assemble(view, request, meta: tuple[str, ...], body: bytes) -> bytes:
@@ -107,42 +128,63 @@ def _assemble(view, request, meta: tuple[str, ...], body: bytes) -> bytes:
     return b"{" + front.encode() + (b"," if rest != b"}" else b"") + rest
 
 
+def _rest(request, seconds: int | None) -> str:
+    """The key of the request's answer, after the version's number."""
+    digest = _digest(request)
+    return f":{digest}" if seconds is None else f":{int(time.time()) // seconds}:{digest}"
+
+
+def _prefix() -> str:
+    return f"{cache_namespace()}:api:"
+
+
 def versioned(get=None, *, seconds: int | None = None):
     """Decorate an API view's `get` (see the module docstring); `seconds` for answers that
     depend on the time as well as the data."""
     if get is None:
         return functools.partial(versioned, seconds=seconds)
 
+    def cache_read(request) -> Read:
+        """What `ApiView` reads in the throttles' round trip: the version and this answer."""
+        return Read(version_key(), _prefix(), _rest(request, seconds))
+
     @functools.wraps(get)
     def cached_get(view, request, *args, **kwargs):
         if wants_csv(request):
             return get(view, request, *args, **kwargs)
-        version = data_version()
-        digest = _digest(request)
+        prefetched = getattr(request, "prefetched", None)
+        if prefetched is not None and prefetched.version is not None:
+            version, stored = version_parse(prefetched.version), prefetched.body
+        else:  # no Redis, or no copy of the version there: the database, then the store
+            version, stored = data_version(), None
+            version_publish(version)
+        rest = _rest(request, seconds)
         # Revalidate every time (cheap: a 304); answers to a key are for its holder only.
         private = request.auth is not None
         headers = {"Cache-Control": "private, no-cache" if private else "no-cache"}
         if seconds is None:
-            etag = f'"{version.number}.{digest[:20]}"'
+            etag = f'"{version.number}.{rest[1:21]}"'
             headers["ETag"] = etag
             headers["Last-Modified"] = http_date(version.changed_at.timestamp())
             if _not_modified(request, etag, version):
                 return HttpResponseNotModified(headers=headers)
-            key = f"api:{version.number}:{digest}"
-        else:
-            key = f"api:{version.number}:{int(time.time()) // seconds}:{digest}"
-        cached = _cache_get(key)
-        if cached is None:
+        key = f"{_prefix()}{version.number}{rest}"
+        if stored is None:
+            stored = _store_get(key)
+        if stored is None:
             response = get(view, request, *args, **kwargs)
-            cached = _split(response)
-            if cached is None:
+            stored = _split(response)
+            if stored is None:
                 return response
-            _cache_set(key, cached, seconds or CACHE_SECONDS)
-        meta, body, kept = cached
-        answer = HttpResponse(_assemble(view, request, meta, body), content_type="application/json")
+            _store_set(key, stored, seconds or CACHE_SECONDS)
+        meta, kept, body = _unpack(stored)
+        answer = HttpResponse(
+            _assemble(view, request, tuple(meta), body), content_type="application/json"
+        )
         for name, value in {**kept, **headers}.items():
             answer[name] = value
         return answer
 
+    cached_get.cache_read = cache_read
     cached_get.etag = seconds is None  # kasparro.core.openapi documents its validators and 304
     return cached_get

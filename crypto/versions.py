@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 
-from django.db import connections, router
-from django.db.models import F
+from django.db import connections, router, transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from crypto.models import Asset, DataVersion, SourceAsset
+from kasparro.core.throttle import cache_namespace, cache_redis
+
+logger = logging.getLogger(__name__)
 
 ROW = 1
 
@@ -55,10 +59,72 @@ def data_version(*, using: str | None = None) -> Version:
 
 def data_version_advance() -> None:
     """Advance the version in the caller's transaction (the row stays locked until it ends, so
-    concurrent page commits advance it one after the other: call it last)."""
+    concurrent page commits advance it one after the other: call it last), and tell the
+    cache's Redis (`version_publish`): the copy there is dropped now and the new number
+    published once the transaction commits."""
     now = timezone.now()
-    if not DataVersion.objects.filter(pk=ROW).update(number=F("number") + 1, changed_at=now):
+    db = router.db_for_write(DataVersion)
+    connection = connections[db]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE crypto_dataversion SET number = number + 1, changed_at = %s WHERE id = %s "
+            "RETURNING number",
+            [connection.ops.adapt_datetimefield_value(now), ROW],
+        )
+        row = cursor.fetchone()
+    if row is None:
         DataVersion.objects.get_or_create(pk=ROW, defaults={"number": 1, "changed_at": now})
+        row = (DataVersion.objects.get(pk=ROW).number,)
+    version = Version(row[0], now)
+    _redis_call(lambda client, key: client.delete(key))
+    transaction.on_commit(lambda: version_publish(version), using=db)
+
+
+# The version is also kept in the cache's Redis, so that a cached answer is found with its
+# version in the throttles' one round trip (crypto.response_cache): never ahead of the
+# database (published after the commit; a lower number never replaces a higher one), and
+# short-lived, so that a process that died between its commit and its publication leaves the
+# copy wrong for at most this long. Without Redis the database is read every time.
+VERSION_SECONDS = 1.0
+_PUBLISH = """
+local held = redis.call('GET', KEYS[1])
+if held and tonumber(string.match(held, '^(%d+)')) > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+
+def version_key() -> str:
+    return f"{cache_namespace()}:data-version"
+
+
+def version_parse(value: bytes) -> Version:
+    number, _, stamp = value.decode().partition(":")
+    return Version(int(number), dt.datetime.fromtimestamp(float(stamp), tz=dt.UTC))
+
+
+def version_publish(version: Version) -> None:
+    """Put `version` in the cache's Redis for `VERSION_SECONDS`, unless a higher one is there."""
+    _redis_call(
+        lambda client, key: client.eval(
+            _PUBLISH,
+            1,
+            key,
+            version.number,
+            repr(version.changed_at.timestamp()),
+            int(VERSION_SECONDS * 1000),
+        )
+    )
+
+
+def _redis_call(call) -> None:
+    client = cache_redis()
+    if client is None:
+        return
+    try:
+        call(client, version_key())
+    except (RedisError, OSError) as exc:  # the copy expires by itself; the database is right
+        logger.warning("data version: Redis unavailable: %r", exc)
 
 
 def _changed(sender, **kwargs) -> None:

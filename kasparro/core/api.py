@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kasparro.core.request_id import get_request_id
-from kasparro.core.throttle import throttle_request
+from kasparro.core.throttle import Read, throttle_request
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -124,15 +124,20 @@ class ApiView(APIView):
         try:
             self.perform_authentication(request)
         except (exceptions.AuthenticationFailed, exceptions.NotAuthenticated):
-            self.charge_rate_limits(request)
+            self.charge_rate_limits(request, read=None)
             raise
-        self.charge_rate_limits(request)
+        handler = getattr(self, request.method.lower(), None)
+        reader = getattr(handler, "cache_read", None)  # a cached answer's keys, if it has one
+        self.charge_rate_limits(request, read=reader(request) if reader else None)
         super().initial(request, *args, **kwargs)  # authenticates no more: request.user is set
 
-    def charge_rate_limits(self, request: Request) -> None:
-        wait = throttle_request(request)
-        if wait is not None:
-            self.throttled(request, wait)
+    def charge_rate_limits(self, request: Request, read: Read | None) -> None:
+        """Charge the rate limits and, in the same round trip, `read` what the handler's cache
+        wants (kept as `request.prefetched`, served only once every check has passed)."""
+        charged = throttle_request(request, read)
+        if charged.wait is not None:
+            self.throttled(request, charged.wait)
+        request.prefetched = charged
 
     @staticmethod
     def params(serializer_class: type[serializers.Serializer], request: Request) -> dict:

@@ -38,17 +38,22 @@ logger = logging.getLogger(__name__)
 REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-# KEYS: the buckets, in order. ARGV[1]: a token unique to this request, then each bucket's limit
-# and window (microseconds). Returns {0, 0} when every bucket let the request through (each is
-# charged), else {i, wait}: bucket i refused it (the buckets before it stay charged, the ones
-# after it are not touched) and its oldest entry leaves its window in `wait` microseconds.
+# KEYS: the buckets, in order, then (when a read is asked) the version key. ARGV[1]: a token
+# unique to this request, ARGV[2]: the number of buckets, then each bucket's limit and window
+# (microseconds), then (a read) the body key's prefix and suffix. Returns {0, 0, version, body}
+# when every bucket let the request through (each is charged): the version key's value and the
+# body stored under prefix .. <its number> .. suffix, false where missing or not asked; else
+# {i, wait}: bucket i refused it (the buckets before it stay charged, the ones after it are not
+# touched) and its oldest entry leaves its window in `wait` microseconds.
 _CHARGE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local member = t[1] .. string.format('%06d', tonumber(t[2])) .. '-' .. ARGV[1]
-for i, key in ipairs(KEYS) do
-  local limit = tonumber(ARGV[2 * i])
-  local window = tonumber(ARGV[2 * i + 1])
+local n = tonumber(ARGV[2])
+for i = 1, n do
+  local key = KEYS[i]
+  local limit = tonumber(ARGV[1 + 2 * i])
+  local window = tonumber(ARGV[2 + 2 * i])
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
   if redis.call('ZCARD', key) >= limit then
     local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2]
@@ -58,8 +63,30 @@ for i, key in ipairs(KEYS) do
   redis.call('ZADD', key, now, member)
   redis.call('PEXPIRE', key, math.ceil(window / 1000))
 end
-return {0, 0}
+if #KEYS == n then return {0, 0} end
+local version = redis.call('GET', KEYS[n + 1])
+if not version then return {0, 0, false, false} end
+local number = string.match(version, '^(%d+)')
+local body = redis.call('GET', ARGV[3 + 2 * n] .. number .. ARGV[4 + 2 * n])
+return {0, 0, version, body}
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What a request reads in the throttles' round trip: the value of `version_key` (text
+    that starts with a number) and the body stored under `prefix + <that number> + suffix`."""
+
+    version_key: str
+    prefix: str
+    suffix: str
+
+
+@dataclass(frozen=True, slots=True)
+class Charged:
+    wait: int | None  # None: the request may go through; else seconds until it may
+    version: bytes | None = None  # what the read found (None: missing, not asked, no Redis)
+    body: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +184,7 @@ def throttle_local_clear() -> None:
 
 
 def _buckets(*, address: str, key_prefix: str | None) -> list[Bucket]:
-    namespace = settings.CACHES["default"].get("KEY_PREFIX", "")
+    namespace = cache_namespace()
     wanted = [("address", address, settings.API_RATE_PER_ADDRESS)]
     if key_prefix is not None:
         wanted.append(("apikey", key_prefix, settings.API_RATE_PER_KEY))
@@ -172,33 +199,55 @@ def throttle_charge(*, address: str, key_prefix: str | None = None) -> int | Non
     """Charge one request to `address` and (given) the API key with `key_prefix`, at the
     configured rates (`API_RATE_PER_ADDRESS`, `API_RATE_PER_KEY`). None: it may go through;
     else the whole seconds (at least 1) until the refusing window has room again."""
+    return throttle_charge_and_read(address=address, key_prefix=key_prefix).wait
+
+
+def throttle_charge_and_read(
+    *, address: str, key_prefix: str | None = None, read: Read | None = None
+) -> Charged:
+    """`throttle_charge`, and in the same round trip `read` (a cached answer and the version
+    it is kept under: `crypto.response_cache`). Without Redis, or with Redis unreachable, the
+    read finds nothing and the caller reads elsewhere."""
     buckets = _buckets(address=address, key_prefix=key_prefix)
-    if not buckets:
-        return None
     location = _redis_location()
     if location is None:
-        refused, wait = _local.charge(buckets)
-    else:
-        args: list[str | int] = [secrets.token_hex(8)]
-        for bucket in buckets:
-            args += [bucket.rate.requests, bucket.rate.seconds * 1_000_000]
-        try:
-            refused, wait_us = _charge_script(*location)(
-                keys=[bucket.key for bucket in buckets], args=args
-            )
-        except (RedisError, OSError) as exc:
-            logger.warning("throttle: Redis unavailable, request allowed: %r", exc)
-            return None
-        wait = wait_us / 1_000_000
-    if not refused:
-        return None
-    return max(1, math.ceil(wait))
+        refused, wait = _local.charge(buckets) if buckets else (0, 0.0)
+        return Charged(max(1, math.ceil(wait)) if refused else None)
+    if not buckets and read is None:
+        return Charged(None)
+    args: list[str | int] = [secrets.token_hex(8), len(buckets)]
+    for bucket in buckets:
+        args += [bucket.rate.requests, bucket.rate.seconds * 1_000_000]
+    keys = [bucket.key for bucket in buckets]
+    if read is not None:
+        keys.append(read.version_key)
+        args += [read.prefix, read.suffix]
+    try:
+        refused, wait_us, *found = _charge_script(*location)(keys=keys, args=args)
+    except (RedisError, OSError) as exc:
+        logger.warning("throttle: Redis unavailable, request allowed: %r", exc)
+        return Charged(None)
+    if refused:
+        return Charged(max(1, math.ceil(wait_us / 1_000_000)))
+    version, body = [*found, None, None][:2]
+    return Charged(None, version or None, body or None)
 
 
-def throttle_request(request: Request) -> int | None:
-    """`throttle_charge` for an API request: its client address as DRF identifies it (the
-    peer, or the NUM_PROXIES-th address of X-Forwarded-For), and its API key when one
+def cache_redis():
+    """A client of the cache's Redis (the one the throttles use), or None without one."""
+    location = _redis_location()
+    return None if location is None else _charge_script(*location).registered_client
+
+
+def cache_namespace() -> str:
+    """The cache's KEY_PREFIX: keys written straight to its Redis live under it."""
+    return settings.CACHES["default"].get("KEY_PREFIX", "")
+
+
+def throttle_request(request: Request, read: Read | None = None) -> Charged:
+    """`throttle_charge_and_read` for an API request: its client address as DRF identifies it
+    (the peer, or the NUM_PROXIES-th address of X-Forwarded-For), and its API key when one
     authenticated it (`request.auth`)."""
     address = BaseThrottle().get_ident(request) or "unknown"  # no REMOTE_ADDR: one bucket
     key_prefix = request.auth.prefix if isinstance(request.auth, APIKey) else None
-    return throttle_charge(address=address, key_prefix=key_prefix)
+    return throttle_charge_and_read(address=address, key_prefix=key_prefix, read=read)

@@ -209,16 +209,50 @@ def test_an_asset_edited_in_admin_changes_the_next_answer(client, django_user_mo
     assert after.status_code == 200 and body(after)["data"][0]["name"] == "Bitcoin (renamed)"
 
 
-def test_a_cached_answer_costs_one_query_and_a_304_no_cache_read(client, loaded):
+def test_a_cached_answer_costs_no_query_with_redis_and_one_without(client, loaded, settings):
+    """With Redis the version's copy and the answer come in the rate limits' round trip; in
+    zero-config (local memory) the version is one query."""
+    with_redis = "LOCATION" in settings.CACHES["default"]
     client.get("/data", {"limit": 10})
     with CaptureQueriesContext(connection) as hit:
         tagged = client.get("/data", {"limit": 10})
-    assert len(hit) == 1 and "crypto_dataversion" in hit[0]["sql"]
+    assert tagged.status_code == 200
+    if with_redis:
+        assert len(hit) == 0, hit.captured_queries
+    else:
+        assert len(hit) == 1 and "crypto_dataversion" in hit[0]["sql"]
     with CaptureQueriesContext(connection) as revalidated:
         assert (
             client.get("/data", {"limit": 10}, HTTP_IF_NONE_MATCH=tagged["ETag"]).status_code == 304
         )
-    assert len(revalidated) == 1
+    assert len(revalidated) == len(hit)
+
+
+def test_the_version_copy_in_redis_follows_the_database(client, coingecko, settings):
+    """Published after the commit, never lowered, short-lived: a copy that is gone or wrong
+    is replaced from the database."""
+    if "LOCATION" not in settings.CACHES["default"]:
+        pytest.skip("no Redis cache: REDIS_URL is not set (zero-config reads the database)")
+    import redis
+
+    from crypto.versions import VERSION_SECONDS, version_key
+
+    store = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    assert VERSION_SECONDS == 1.0  # the shipped bound on a copy left by a dead process
+    run("coingecko")
+    first = client.get("/assets")
+    number = data_version().number
+    assert store.get(version_key()).split(b":")[0] == str(number).encode()
+    assert 0 < store.pttl(version_key()) <= 1000
+    # A copy that is behind (its publisher died after the commit) lasts at most its life.
+    store.set(version_key(), f"{number - 1}:0", px=300)
+    stale = client.get("/assets")
+    assert stale["ETag"].startswith(f'"{number - 1}.')
+    import time
+
+    time.sleep(0.35)
+    fresh = client.get("/assets")
+    assert fresh["ETag"] == first["ETag"]
 
 
 def test_errors_and_csv_are_not_cached(client, loaded):
