@@ -47,6 +47,9 @@ def _offline_fast_settings(settings, tmp_path):
     from runs import health
 
     health._components = None  # the checks /health holds for 2 s are not another test's
+    from kasparro.core import metrics
+
+    metrics._scrape = None  # nor the scrape /metrics holds for 1 s
     prefix = None
     if "KEY_PREFIX" in settings.CACHES["default"]:
         prefix = f"test-{uuid.uuid4().hex[:8]}"

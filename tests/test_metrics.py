@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -105,3 +106,18 @@ def test_api_counters_add_up_across_gunicorn_workers(tmp_path):
             urllib.request.urlopen(f"{base}/assets", timeout=5).read()  # noqa: S310
         text = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()  # noqa: S310
     assert sample(text, "api_requests_total", endpoint="/assets", status="200") == 30
+
+
+def test_a_scrape_is_held_for_the_shipped_second_then_gathered_again(client, db):
+    from kasparro.core import metrics
+
+    assert metrics.SCRAPE_SECONDS == 1.0  # as shipped
+    client.get("/data", {"limit": 5})
+    first = client.get("/metrics").content.decode()
+    client.get("/data", {"limit": 5})
+    held = client.get("/metrics").content.decode()
+    assert held == first  # within the second: the same text
+    time.sleep(metrics.SCRAPE_SECONDS + 0.05)
+    fresh = client.get("/metrics").content.decode()
+    count = sample(first, "api_requests_total", endpoint="/data", status="200")
+    assert sample(fresh, "api_requests_total", endpoint="/data", status="200") == count + 1

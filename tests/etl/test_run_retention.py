@@ -13,6 +13,7 @@ from django.utils import timezone
 from etl.models import DriftEvent
 from etl.services.run_retention import runs_prune
 from etl.tasks import prune
+from kasparro.core import metrics
 from runs.models import Run
 from tests.factories import (
     DriftEventFactory,
@@ -106,6 +107,7 @@ def test_counters_survive_the_prune(client):
     runs = history()
     before = client.get("/metrics").content.decode()
     runs_prune(days=30)
+    metrics._scrape = None  # gathered anew, not the second's held text
     after = client.get("/metrics").content.decode()
     for text in (before, after):
         assert sample(text, "etl_runs_total", source="csv", status="success") == 3

@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from crypto.versions import data_version_advance
+from kasparro.core import metrics
 from kasparro.core.apikeys.services import apikey_create
 from runs.models import Run, RunTally, SourceRollup
 from runs.services import run_finish, run_page_committed, run_skip, run_start, runs_fail_running
@@ -118,6 +119,7 @@ def test_metrics_keep_their_counts_when_old_runs_are_deleted(client):
         RunFactory(source="csv", started_at=started, items_fetched=10)
     before = client.get("/metrics").content.decode()
     Run.objects.filter(started_at__lt=timezone.now() - dt.timedelta(days=30)).delete()
+    metrics._scrape = None  # gathered anew, not the second's held text
     after = client.get("/metrics").content.decode()
     for text in (before, after):
         assert sample(text, "etl_runs_total", source="csv", status="success") == 3
@@ -129,6 +131,7 @@ def queries(client, path: str, **headers) -> int:
     """Queries of one answer, not served from what an earlier one held (/health's component
     checks; the response cache's bodies)."""
     data_version_advance()
+    metrics._scrape = None
     with CaptureQueriesContext(connection) as captured:
         response = client.get(path, **headers)
     assert response.status_code == 200, response.content[:300]
