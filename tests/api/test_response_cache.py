@@ -24,7 +24,7 @@ from etl.services.drift import drift_accept
 from kasparro.core.apikeys.services import apikey_revoke
 from runs.services import run_finish, run_start
 from tests.etl.test_drift import set_policy
-from tests.test_admin import admin_url
+from tests.test_admin import asset_change_post
 
 pytestmark = pytest.mark.django_db
 
@@ -193,17 +193,7 @@ def test_an_asset_edited_in_admin_changes_the_next_answer(client, django_user_mo
     staff = django_user_model.objects.create_superuser("ops", "ops@example.com", "pw-1234567890")
     client.force_login(staff)
     asset = Asset.objects.get(slug="bitcoin")
-    url = admin_url(Asset, "change", asset.pk)
-    page = client.get(url).context
-    data = {k: v for k, v in page["adminform"].form.initial.items() if v is not None}
-    data["name"] = "Bitcoin (renamed)"
-    for inline in page["inline_admin_formsets"]:
-        management = inline.formset.management_form
-        data.update({management.add_prefix(k): v for k, v in management.initial.items()})
-        for form in inline.formset.forms:
-            data[form.add_prefix("id")] = form.instance.pk
-            data[form.add_prefix("asset")] = asset.pk
-    assert client.post(url, data).status_code == 302
+    assert asset_change_post(client, asset, name="Bitcoin (renamed)").status_code == 302
     client.logout()
     after = client.get("/assets", {"q": "bitcoin"}, HTTP_IF_NONE_MATCH=before["ETag"])
     assert after.status_code == 200 and body(after)["data"][0]["name"] == "Bitcoin (renamed)"
