@@ -5,8 +5,8 @@ quarantine replay all go through it. In the caller's transaction, in this order:
 
     raw page kept (once per content) · drift findings recorded · good items loaded (identity
     failures join the bad) · bad items quarantined · checkpoint advanced · run counters
-    advanced · data version advanced · claim proved (fencing: the page commits only while
-    the claim is ours)
+    advanced · claim proved (fencing: the page commits only while the claim is ours) · data
+    version advanced
 
 Each step happens when the page carries what it needs (a fetched page has a raw payload and a
 cursor; a replayed one has neither). `PageWriter` runs it in a transaction of its own and, when
@@ -94,9 +94,10 @@ def process_page(ctx: PageContext, prepared: PreparedPage) -> PageOutcome:
             items_quarantined=len(bad),
             drift_findings=drift_findings,
         )
-    data_version_advance()  # late: its row lock is held until the commit
     if ctx.claim is not None:
         ctx.claim.prove()
+    # Last: its one row is locked until the commit, and every transaction takes it last.
+    data_version_advance()
     return PageOutcome(result, bad, drift_findings)
 
 
