@@ -67,8 +67,10 @@ def _not_modified(request, etag: str, version: Version) -> bool:
     sent = request.META.get("HTTP_IF_NONE_MATCH")
     if sent is not None:
         return sent.strip() == "*" or etag in (tag.strip() for tag in sent.split(","))
+    # HTTP dates have whole seconds: two changes in one second share a Last-Modified, so only
+    # a date after the version's second proves the client saw the current data.
     since = parse_http_date_safe(request.META.get("HTTP_IF_MODIFIED_SINCE", ""))
-    return since is not None and int(version.changed_at.timestamp()) <= since
+    return since is not None and int(version.changed_at.timestamp()) < since
 
 
 def _store_get(key: str) -> bytes | None:
