@@ -22,6 +22,8 @@ Where they are kept: with Redis, the version's copy there (published after each 
 limits (`ApiView.initial`, `kasparro.core.throttle.Read`), so a cached answer costs one Redis
 call and no query; when the copy is missing (expired, or Redis lost) the version is read from
 the database and published again. Without Redis: the database's version, the local cache.
+With a read replica, an answer is stored under a version only if the replica holds it
+(`_readable`): one computed from a replica still behind the primary is served, not stored.
 
 Time-relative answers (`/stats`: a window ending now, staleness) take `seconds=1`: the key
 also holds the current second, the body is cached for that second only, and no validator is
@@ -38,11 +40,13 @@ import time
 from urllib.parse import urlencode
 
 from django.core.cache import cache
+from django.db import DEFAULT_DB_ALIAS, router
 from django.http import HttpResponse, HttpResponseNotModified
 from django.utils.http import http_date, parse_http_date_safe
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from crypto.models import DataVersion
 from crypto.versions import Version, data_version, version_key, version_parse, version_publish
 from kasparro.core.csv_export import wants_csv
 from kasparro.core.request_id import get_request_id
@@ -130,6 +134,19 @@ def _assemble(view, request, meta: tuple[str, ...], body: bytes) -> bytes:
     return b"{" + front.encode() + (b"," if rest != b"}" else b"") + rest
 
 
+def _readable(version: Version) -> bool:
+    """Whether the database reads go to holds `version`: always, unless reads go to a replica
+    (DATABASE_REPLICA_URL) that lags behind the primary's version copied to Redis; an answer
+    computed from older rows must not be stored under the newer number."""
+    if _reads_on() == DEFAULT_DB_ALIAS:
+        return True
+    return data_version().number >= version.number
+
+
+def _reads_on() -> str:
+    return router.db_for_read(DataVersion)
+
+
 def _rest(request, seconds: int | None) -> str:
     """The key of the request's answer, after the version's number."""
     digest = _digest(request)
@@ -155,7 +172,8 @@ def versioned(get=None, *, seconds: int | None = None):
         if wants_csv(request):
             return get(view, request, *args, **kwargs)
         prefetched = getattr(request, "prefetched", None)
-        if prefetched is not None and prefetched.version is not None:
+        looked = prefetched is not None and prefetched.version is not None
+        if looked:  # the version's copy, and the answer under it if stored
             version, stored = version_parse(prefetched.version), prefetched.body
         else:  # no Redis, or no copy of the version there: the database, then the store
             version, stored = data_version(), None
@@ -171,14 +189,15 @@ def versioned(get=None, *, seconds: int | None = None):
             if _not_modified(request, etag, version):
                 return HttpResponseNotModified(headers=headers)
         key = f"{_prefix()}{version.number}{rest}"
-        if stored is None:
+        if stored is None and not looked:
             stored = _store_get(key)
         if stored is None:
             response = get(view, request, *args, **kwargs)
             stored = _split(response)
             if stored is None:
                 return response
-            _store_set(key, stored, seconds or CACHE_SECONDS)
+            if _readable(version):
+                _store_set(key, stored, seconds or CACHE_SECONDS)
         meta, kept, body = _unpack(stored)
         answer = HttpResponse(
             _assemble(view, request, tuple(meta), body), content_type="application/json"
