@@ -41,16 +41,12 @@ sys.path.insert(0, str(ROOT))
 
 from tests.benchmarks.api_load import env_for, wrk  # noqa: E402
 from tests.benchmarks.csv_ingest import reset_database  # noqa: E402
+from tests.benchmarks.scale import new_api_key  # noqa: E402
 from tests.support import PYTHON, gunicorn  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures"
 FEEDS = ("coindesk", "cointelegraph", "decrypt")
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/kasparro_floor"
-NEW_KEY = """
-import uuid
-from kasparro.core.apikeys.services import apikey_create
-print(apikey_create(name=f"bench-{uuid.uuid4().hex[:8]}")[1])
-"""
 
 # (label, path, keyed, cold too, warm target, cold target)
 CASES = [
@@ -136,15 +132,7 @@ def build(url: str) -> str:
             )
     finally:
         server.shutdown()
-    out = subprocess.run(
-        [PYTHON, "manage.py", "shell", "--no-imports", "-c", NEW_KEY],
-        cwd=ROOT,
-        env=env_for(url),
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
+    return new_api_key(url)
 
 
 def etag(url: str) -> str:

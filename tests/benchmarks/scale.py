@@ -76,6 +76,19 @@ print(apikey_create(name=f"bench-{uuid.uuid4().hex[:8]}")[1])
 """
 
 
+def new_api_key(url: str, before: str = "") -> str:
+    """A new API key in the database at `url` (after running `before`, shell code)."""
+    out = subprocess.run(
+        [PYTHON, "manage.py", "shell", "--no-imports", "-c", before + NEW_KEY],
+        cwd=ROOT,
+        env=env_for(url),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
 def build_level(runs: int, quotes: int) -> tuple[str, str]:
     import psycopg
 
@@ -85,15 +98,7 @@ def build_level(runs: int, quotes: int) -> tuple[str, str]:
     with psycopg.connect(url, autocommit=True) as db:
         db.execute(RUNS_SQL, (runs - 1,))  # the CSV load itself was the first run
         db.execute("VACUUM ANALYZE")
-    out = subprocess.run(
-        [PYTHON, "manage.py", "shell", "--no-imports", "-c", BACKFILL + NEW_KEY],
-        cwd=ROOT,
-        env=env_for(url),
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    key = out.stdout.strip().splitlines()[-1]
+    key = new_api_key(url, before=BACKFILL)
     print(f"built {runs:,} runs / {quotes:,} quotes in {time.perf_counter() - started:.0f}s")
     return url, key
 
@@ -202,18 +207,7 @@ def main() -> None:
             subprocess.run(
                 [PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env_for(url), check=True
             )
-            key = (
-                subprocess.run(
-                    [PYTHON, "manage.py", "shell", "--no-imports", "-c", NEW_KEY],
-                    cwd=ROOT,
-                    env=env_for(url),
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                )
-                .stdout.strip()
-                .splitlines()[-1]
-            )
+            key = new_api_key(url)
         else:
             url, key = build_level(runs, quotes)
         urls[runs, quotes], keys[runs, quotes] = url, key
