@@ -164,8 +164,10 @@ def versioned(get=None, *, seconds: int | None = None):
         return functools.partial(versioned, seconds=seconds)
 
     def cache_read(request) -> Read:
-        """What `ApiView` reads in the throttles' round trip: the version and this answer."""
-        return Read(version_key(), _prefix(), _rest(request, seconds))
+        """What `ApiView` reads in the throttles' round trip: the version and this answer (its
+        key kept on the request, so the view uses the very key that was read)."""
+        request.cache_rest = _rest(request, seconds)
+        return Read(version_key(), _prefix(), request.cache_rest)
 
     @functools.wraps(get)
     def cached_get(view, request, *args, **kwargs):
@@ -178,7 +180,7 @@ def versioned(get=None, *, seconds: int | None = None):
         else:  # no Redis, or no copy of the version there: the database, then the store
             version, stored = data_version(), None
             version_publish(version)
-        rest = _rest(request, seconds)
+        rest = getattr(request, "cache_rest", None) or _rest(request, seconds)
         # Revalidate every time (cheap: a 304); answers to a key are for its holder only.
         private = request.auth is not None
         headers = {"Cache-Control": "private, no-cache" if private else "no-cache"}
