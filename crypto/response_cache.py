@@ -60,9 +60,7 @@ HEADERS = ("Link",)  # headers of the computed answer that the cached one keeps
 
 
 def _digest(request) -> str:
-    params = sorted(
-        (name, value) for name, values in request.query_params.lists() for value in values
-    )
+    params = sorted((name, value) for name, values in request.GET.lists() for value in values)
     text = f"{request.scheme}://{request.get_host()}{request.path}?{urlencode(params)}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -169,6 +167,14 @@ def versioned(get=None, *, seconds: int | None = None):
         request.cache_rest = _rest(request, seconds)
         return Read(version_key(), _prefix(), request.cache_rest)
 
+    def stored_answer(view, request, found) -> HttpResponse | None:
+        """The answer without computing it, from what the round trip `found` (`Charged`): a
+        304, or the body stored under the version's copy; None when the copy or the body was
+        not there. `request` may be Django's own (`ApiView.dispatch`'s fast path)."""
+        if found is None or found.version is None:
+            return None
+        return _answer(view, request, version_parse(found.version), found.body, request.cache_rest)
+
     @functools.wraps(get)
     def cached_get(view, request, *args, **kwargs):
         if wants_csv(request):
@@ -181,8 +187,28 @@ def versioned(get=None, *, seconds: int | None = None):
             version, stored = data_version(), None
             version_publish(version)
         rest = getattr(request, "cache_rest", None) or _rest(request, seconds)
+        key = f"{_prefix()}{version.number}{rest}"
+        if stored is None and not looked:
+            answer = _answer(view, request, version, None, rest)  # a 304 needs no store read
+            if answer is not None:
+                return answer
+            stored = _store_get(key)
+        answer = _answer(view, request, version, stored, rest)
+        if answer is not None:
+            return answer
+        response = get(view, request, *args, **kwargs)
+        stored = _split(response)
+        if stored is None:
+            return response
+        if _readable(version):
+            _store_set(key, stored, seconds or CACHE_SECONDS)
+        return _answer(view, request, version, stored, rest)
+
+    def _answer(view, request, version, stored, rest) -> HttpResponse | None:
+        """The 304 when the client holds this version's answer; else the `stored` answer with
+        this request's members and headers; None when nothing is stored."""
         # Revalidate every time (cheap: a 304); answers to a key are for its holder only.
-        private = request.auth is not None
+        private = getattr(request, "auth", None) is not None
         headers = {"Cache-Control": "private, no-cache" if private else "no-cache"}
         if seconds is None:
             etag = f'"{version.number}.{rest[1:21]}"'
@@ -190,16 +216,8 @@ def versioned(get=None, *, seconds: int | None = None):
             headers["Last-Modified"] = http_date(version.changed_at.timestamp())
             if _not_modified(request, etag, version):
                 return HttpResponseNotModified(headers=headers)
-        key = f"{_prefix()}{version.number}{rest}"
-        if stored is None and not looked:
-            stored = _store_get(key)
         if stored is None:
-            response = get(view, request, *args, **kwargs)
-            stored = _split(response)
-            if stored is None:
-                return response
-            if _readable(version):
-                _store_set(key, stored, seconds or CACHE_SECONDS)
+            return None
         meta, kept, body = _unpack(stored)
         answer = HttpResponse(
             _assemble(view, request, tuple(meta), body), content_type="application/json"
@@ -209,5 +227,6 @@ def versioned(get=None, *, seconds: int | None = None):
         return answer
 
     cached_get.cache_read = cache_read
+    cached_get.stored_answer = stored_answer
     cached_get.etag = seconds is None  # kasparro.core.openapi documents its validators and 304
     return cached_get

@@ -11,12 +11,13 @@ from typing import Any
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter
 from rest_framework import exceptions, serializers
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kasparro.core.request_id import get_request_id
-from kasparro.core.throttle import Read, throttle_request
+from kasparro.core.throttle import Charged, Read, throttle_request
 
 
 class ErrorDetailSerializer(serializers.Serializer):
@@ -114,7 +115,38 @@ def envelope_serializer(name: str, item: type[serializers.Serializer] | serializ
     )
 
 
+# Accept headers that DRF's negotiation answers with JSON on every view (absent: the same).
+JSON_ACCEPTS = frozenset({"*/*", "application/json"})
+CREDENTIALS = ("HTTP_AUTHORIZATION", "HTTP_X_API_KEY")
+
+
 class ApiView(APIView):
+    def dispatch(self, request, *args, **kwargs):
+        """A stored answer (or its 304) without DRF's request machinery, when nothing about the
+        request needs it: a GET or HEAD with no credentials, no `format` and an Accept that
+        can only mean JSON, to a public view (`AllowAny`: a key needs DRF's checks) whose
+        handler has a cached answer (`crypto.response_cache`). It
+        is charged to the rate limits and reads the answer in the same one round trip as
+        below; anything else (throttled, nothing stored, an error) goes the whole way, with
+        the charge already made (`precharged`)."""
+        handler = getattr(self, request.method.lower(), None)
+        stored_answer = getattr(handler, "stored_answer", None)
+        if (
+            stored_answer is not None
+            and all(permission is AllowAny for permission in self.permission_classes)
+            and request.META.get("HTTP_ACCEPT", "*/*") in JSON_ACCEPTS
+            and "format" not in request.GET
+            and not any(name in request.META for name in CREDENTIALS)
+        ):
+            charged = throttle_request(request, handler.cache_read(request))
+            request.precharged = charged
+            answer = None if charged.wait is not None else stored_answer(self, request, charged)
+            if answer is not None:
+                self.args, self.kwargs, self.request = args, kwargs, request
+                self.headers = self.default_response_headers  # as DRF's dispatch sends them
+                return self.finalize_response(request, answer, *args, **kwargs)
+        return super().dispatch(request, *args, **kwargs)
+
     def initial(self, request: Request, *args, **kwargs) -> None:
         """Every request is charged to the rate limits before DRF's checks: the address's and
         the key's together, in one round trip (`kasparro.core.throttle`), so the key is
@@ -128,13 +160,20 @@ class ApiView(APIView):
             raise
         handler = getattr(self, request.method.lower(), None)
         reader = getattr(handler, "cache_read", None)  # a cached answer's keys, if it has one
-        self.charge_rate_limits(request, read=reader(request) if reader else None)
+        charged = getattr(request._request, "precharged", None)  # by `dispatch`
+        if charged is None:
+            self.charge_rate_limits(request, read=reader(request) if reader else None)
+        else:
+            self.rate_limits_charged(request, charged)
         super().initial(request, *args, **kwargs)  # authenticates no more: request.user is set
 
     def charge_rate_limits(self, request: Request, read: Read | None) -> None:
         """Charge the rate limits and, in the same round trip, `read` what the handler's cache
         wants (kept as `request.prefetched`, served only once every check has passed)."""
-        charged = throttle_request(request, read)
+        self.rate_limits_charged(request, throttle_request(request, read))
+
+    def rate_limits_charged(self, request: Request, charged: Charged) -> None:
+        """A 429 when a limit refused the request; else what the round trip read is kept."""
         if charged.wait is not None:
             self.throttled(request, charged.wait)
         request.prefetched = charged
@@ -157,7 +196,7 @@ class ApiView(APIView):
 
     @staticmethod
     def latency_ms(request: Request) -> float:
-        started = getattr(request._request, "started_at", None)
+        started = getattr(getattr(request, "_request", request), "started_at", None)
         return round((time.perf_counter() - started) * 1000, 2) if started else 0.0
 
     def envelope(

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
+from django.http import HttpRequest
 from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
@@ -244,10 +245,11 @@ def cache_namespace() -> str:
     return settings.CACHES["default"].get("KEY_PREFIX", "")
 
 
-def throttle_request(request: Request, read: Read | None = None) -> Charged:
+def throttle_request(request: Request | HttpRequest, read: Read | None = None) -> Charged:
     """`throttle_charge_and_read` for an API request: its client address as DRF identifies it
     (the peer, or the NUM_PROXIES-th address of X-Forwarded-For), and its API key when one
-    authenticated it (`request.auth`)."""
+    authenticated it (`request.auth`; Django's own request has none: no key)."""
     address = BaseThrottle().get_ident(request) or "unknown"  # no REMOTE_ADDR: one bucket
-    key_prefix = request.auth.prefix if isinstance(request.auth, APIKey) else None
+    auth = getattr(request, "auth", None)
+    key_prefix = auth.prefix if isinstance(auth, APIKey) else None
     return throttle_charge_and_read(address=address, key_prefix=key_prefix, read=read)

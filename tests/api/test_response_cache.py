@@ -312,3 +312,54 @@ def test_an_answer_from_a_lagging_replica_is_not_stored_under_the_newer_version(
     monkeypatch.undo()  # reads on the primary again: stored
     client.get("/assets", {"q": "bit"})
     assert list(store.scan_iter(f"*:api:{current.number + 5}:*"))
+
+
+PUBLIC = [
+    "/data?limit=10",
+    "/data?symbol=BTC",
+    "/assets",
+    "/assets/bitcoin",
+    "/assets/bitcoin/history?source=coingecko",
+    "/news?limit=10",
+]
+PER_REQUEST = {"X-Request-ID", "Date", "Content-Length"}  # the latency's digits vary
+
+
+def test_a_stored_answer_is_the_same_whether_drf_serves_it_or_not(client, loaded):
+    """A public request without credentials, `format` or a particular Accept is answered from
+    the store before DRF wraps it (ApiView.dispatch); any other request goes through DRF. Both
+    give the same status, headers and body, and the same 304."""
+    for path in PUBLIC:
+        client.get(path)  # computed and stored
+        fast = client.get(path)
+        drf = client.get(path, HTTP_ACCEPT="application/json; q=0.9")  # DRF negotiates it
+        also_fast = client.get(path, HTTP_ACCEPT="*/*")
+        assert fast.status_code == drf.status_code == also_fast.status_code == 200, path
+        assert body(fast) == body(drf) == body(also_fast), path
+        headers = [
+            {k: v for k, v in r.headers.items() if k not in PER_REQUEST}
+            for r in (fast, drf, also_fast)
+        ]
+        assert headers[0] == headers[1] == headers[2], path
+        assert headers[0]["Allow"] == "GET, HEAD, OPTIONS", path
+        for accept in ({}, {"HTTP_ACCEPT": "application/json; q=0.9"}):
+            again = client.get(path, HTTP_IF_NONE_MATCH=fast["ETag"], **accept)
+            assert again.status_code == 304 and again.content == b"", path
+            assert again["ETag"] == fast["ETag"] and again["Allow"] == headers[0]["Allow"]
+        head = client.head(path)
+        assert head.status_code == 200 and head["ETag"] == fast["ETag"], path
+
+
+def test_what_the_store_cannot_answer_goes_through_drf(client, api_key, loaded):
+    """CSV, an unknown format, an Accept that is not JSON, a bad key and the token endpoints
+    without one are answered as before, although a JSON answer to the same path is stored."""
+    path = "/assets/bitcoin/history?source=coingecko"
+    client.get(path), client.get("/runs", HTTP_X_API_KEY=api_key)
+    csv = client.get(path + "&format=csv")
+    assert csv.status_code == 200 and csv["Content-Type"].startswith("text/csv")
+    assert client.get(path, HTTP_ACCEPT="text/csv")["Content-Type"].startswith("text/csv")
+    assert client.get(path + "&format=xml").status_code == 400
+    assert client.get(path, HTTP_ACCEPT="text/html").status_code == 406
+    assert client.get(path, HTTP_X_API_KEY="wrong").status_code == 401
+    assert client.get("/runs").status_code == 401
+    assert client.get("/runs", HTTP_X_API_KEY=api_key).status_code == 200
