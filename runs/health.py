@@ -4,8 +4,9 @@ Database down -> unhealthy (503). Broker down or a source stale (no usable run f
 schedule intervals) -> degraded (200, so a load balancer keeps serving reads). Else healthy.
 
 Cheap enough to poll every second: each answer makes one query (the data version, which also
-proves the database is up, so a database that is down is a 503 at once); the other checks are
-held per process for `COMPONENTS_SECONDS` and one data version (`components`).
+proves the database is up, so a database that is down is a 503 at once; Django's own check of
+the connection is not made on top of it), without DRF's request machinery; the other checks
+are held per process for `COMPONENTS_SECONDS` and one data version (`components`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -132,6 +135,22 @@ class HealthApi(APIView):
         body = health_report()
         return Response(body, status=503 if body["status"] == "unhealthy" else 200)
 
+    def dispatch(self, request, *args, **kwargs):
+        """GET and HEAD without DRF's request machinery (a load balancer polls this): nothing
+        here needs it (no credentials, no throttle, no parameters, JSON whatever is asked),
+        and the answer is the one `get` gives, rendered by the same renderer."""
+        if request.method not in ("GET", "HEAD"):
+            return super().dispatch(request, *args, **kwargs)
+        body = health_report()
+        answer = HttpResponse(
+            JSONRenderer().render(body),
+            status=503 if body["status"] == "unhealthy" else 200,
+            content_type="application/json",
+        )
+        self.args, self.kwargs, self.request = args, kwargs, request
+        self.headers = self.default_response_headers  # as DRF's dispatch sends them
+        return self.finalize_response(request, answer, *args, **kwargs)
+
 
 # Component checks (the broker, each source's freshness) are kept this long per process, and
 # for one data version only: a load balancer polling every second costs one query a poll.
@@ -195,13 +214,30 @@ def components(version: int) -> Components:
     return held
 
 
+def _database_version() -> int:
+    """The data version, read on the primary: the database check. It is the check Django would
+    make before a request's first query on a reused connection (`CONN_HEALTH_CHECKS`, a
+    `SELECT 1`), so that one is not made too; a connection that broke since its last use (the
+    database restarted) fails this read once, and it is made again on a fresh connection: only
+    a database that cannot be reached now is reported down."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    connection.health_check_done = True
+    try:
+        return data_version(using=DEFAULT_DB_ALIAS).number
+    except DatabaseError:
+        if connection.in_atomic_block:
+            raise
+        connection.close()
+        return data_version(using=DEFAULT_DB_ALIAS).number
+
+
 def health_report() -> dict:
     """One query per answer: the data version, read on the primary, which also proves the
     database is there (down: 503 at once, whatever is held). The rest is `components`."""
     now = timezone.now()
     body: dict = {"status": "healthy", "database_connected": True}
     try:
-        held = components(data_version(using=DEFAULT_DB_ALIAS).number)
+        held = components(_database_version())
     except DatabaseError:
         body |= {"status": "unhealthy", "database_connected": False}
         body["broker_connected"] = broker_ok()

@@ -69,3 +69,32 @@ def test_a_database_that_is_down_is_a_503_at_once_whatever_is_held(client, monke
     monkeypatch.undo()
     connection.close()
     assert client.get("/health").status_code == 200
+
+
+def test_a_connection_broken_since_its_last_use_is_replaced_not_reported_down(client):
+    """Django's own check of a reused connection (CONN_HEALTH_CHECKS) is not made on top of
+    the version's read, which is the check: a connection that broke (the database restarted)
+    fails that read once and it is made again on a fresh connection."""
+    assert client.get("/health").json()["database_connected"] is True
+    connection.connection.close()  # behind Django's back, as a server restart leaves it
+    answer = client.get("/health")
+    assert answer.status_code == 200 and answer.json()["database_connected"] is True
+    assert answer["Content-Type"] == "application/json" and answer["Allow"] == "GET, HEAD, OPTIONS"
+
+
+def test_the_answer_is_the_one_drf_renders(client, monkeypatch):
+    from runs.health import HealthApi
+
+    fast = client.get("/health")
+    monkeypatch.setattr(HealthApi, "dispatch", HealthApi.__mro__[1].dispatch)
+    drf = client.get("/health")
+    assert fast.status_code == drf.status_code
+    drop = {"X-Request-ID", "Date", "Content-Length"}
+    assert {k: v for k, v in fast.headers.items() if k not in drop} == {
+        k: v for k, v in drf.headers.items() if k not in drop
+    }
+    first, second = fast.json(), drf.json()
+    for body in (first, second):
+        body.pop("timestamp"), body.pop("request_id")
+    assert first == second
+    assert client.post("/health").status_code == 405
