@@ -6,7 +6,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from kasparro.core.apikeys.models import APIKey
-from kasparro.core.apikeys.services import apikey_create
+from kasparro.core.apikeys.services import apikey_create, apikey_forget
 
 
 @admin.register(APIKey)
@@ -38,5 +38,7 @@ class APIKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request, queryset):
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        revoked = queryset.filter(revoked_at__isnull=True)
+        apikey_forget(revoked.values_list("prefix", flat=True))
+        count = revoked.update(revoked_at=timezone.now())
         self.message_user(request, f"Revoked {count} key(s).")
