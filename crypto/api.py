@@ -30,7 +30,7 @@ from crypto.selectors import (
     cursor_decode,
     cursor_encode,
     latest_quote_list,
-    latest_quote_rows,
+    latest_quote_page,
 )
 from crypto.serializers import (
     ArticleSerializer,
@@ -64,6 +64,7 @@ from kasparro.core.catalogue import (
 )
 from kasparro.core.csv_export import FORMAT_PARAMETER, CsvApiView, csv_response, wants_csv
 from kasparro.core.errors import NotFoundError
+from kasparro.core.paging import page_with_total
 from kasparro.core.request_id import get_request_id
 
 # --- /data ---------------------------------------------------------------------------------------
@@ -119,8 +120,8 @@ class DataApi(ApiView):
                 symbol=p.get("symbol"),
                 name=p.get("name"),
             )
-            total = qs.count()
-            data = market_items_representation(latest_quote_rows(qs[offset : offset + limit]))
+            rows, total = latest_quote_page(qs, offset=offset, limit=limit)
+            data = market_items_representation(rows)
         return self.envelope(request, data, limit=limit, offset=offset, total=total)
 
 
@@ -145,8 +146,9 @@ class AssetListApi(ApiView):
         qs = asset_list(q=p.get("q"), symbol=p.get("symbol"))
         limit, offset = p["limit"], p["offset"]
         # AssetSerializer's fields are text as stored: the rows are its representation.
-        data = list(qs[offset : offset + limit].values(*AssetSerializer.Meta.fields))
-        return self.envelope(request, data, limit=limit, offset=offset, total=qs.count())
+        fields = tuple(AssetSerializer.Meta.fields)
+        data, total = page_with_total(qs, offset=offset, limit=limit, fields=fields)
+        return self.envelope(request, data, limit=limit, offset=offset, total=total)
 
 
 def _asset_or_404(slug: str) -> Asset:

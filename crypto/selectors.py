@@ -12,6 +12,7 @@ from django.db.models.functions import TruncDay, TruncHour
 
 from crypto.models import Article, ArticleAsset, Asset, LatestQuote, Quote, SourceAsset
 from kasparro.core.catalogue import MARKET, source_names
+from kasparro.core.paging import page_with_total
 
 HISTORY_INTERVALS = ("raw", "hour", "day")
 
@@ -31,24 +32,28 @@ def latest_quote_list(
     return qs.order_by(F("market_cap_rank").asc(nulls_last=True), "asset_id", "source")
 
 
-def latest_quote_rows(qs: QuerySet[LatestQuote]) -> list[dict]:
+MARKET_ROW_FIELDS = (
+    "id",
+    "source",
+    "asset__symbol",
+    "asset__name",
+    "asset__slug",
+    "price_usd",
+    "market_cap",
+    "volume_24h",
+    "price_change_24h",
+    "market_cap_rank",
+    "observed_at",
+)
+
+
+def latest_quote_page(
+    qs: QuerySet[LatestQuote], *, offset: int, limit: int
+) -> tuple[list[dict], int]:
     """A page of `latest_quote_list` as plain rows, the asset's fields joined in (`asset__slug`
-    and the like): one query, no model instances."""
-    return list(
-        qs.values(
-            "id",
-            "source",
-            "asset__symbol",
-            "asset__name",
-            "asset__slug",
-            "price_usd",
-            "market_cap",
-            "volume_24h",
-            "price_change_24h",
-            "market_cap_rank",
-            "observed_at",
-        )
-    )
+    and the like), and the list's total: one query (a bounded set: one row per asset and
+    source), no model instances."""
+    return page_with_total(qs, offset=offset, limit=limit, fields=MARKET_ROW_FIELDS)
 
 
 def asset_list(*, q: str | None = None, symbol: str | None = None) -> QuerySet[Asset]:

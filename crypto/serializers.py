@@ -171,7 +171,7 @@ def _time(value: dt.datetime | None, zone: dt.tzinfo) -> str | None:
 
 
 def market_items_representation(rows: Iterable[dict]) -> list[dict]:
-    """MarketItemSerializer(quotes, many=True).data from `latest_quote_rows`."""
+    """MarketItemSerializer(quotes, many=True).data from `latest_quote_page`'s rows."""
     zone = timezone.get_current_timezone()
     number = _market_number
     return [
