@@ -53,12 +53,18 @@ def test_a_wrong_secret_for_a_held_key_is_refused(client):
     assert apikey_verify(raw_key=wrong) is None and apikey_verify(raw_key=key).pk == row.pk
 
 
-def test_a_revocation_is_refused_at_the_next_request_and_not_held_again(client):
-    _, key = apikey_create(name="held")
+def test_a_revocation_is_refused_at_the_next_request_and_not_held_again(client, settings):
+    row, key = apikey_create(name="held")
     assert client.get("/runs", **keyed(key)).status_code == 200
     apikey_revoke(name="held")
     for _ in range(3):
         assert client.get("/runs", **keyed(key)).status_code == 401
+    import redis
+
+    held = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    name = f"{settings.CACHES['default']['KEY_PREFIX']}:apikey:{row.prefix}"
+    assert held.get(name) == b"" and 590 <= held.ttl(name) <= 600  # a tombstone, as shipped
+    assert services.FORGOTTEN_SECONDS == 600
     # Restored (an operator clears revoked_at): the database says so at once.
     restored = APIKey.objects.get(name="held")
     restored.revoked_at = None
