@@ -254,6 +254,7 @@ class AssetHistoryApi(CsvApiView):
             interval=p["interval"],
             limit=p["limit"],
             after=p.get("cursor"),
+            for_json=not wants_csv(request),  # CSV writes each Decimal's own text
         )
         following = None
         if len(points) == p["limit"]:  # there may be more: where this page ended

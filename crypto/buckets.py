@@ -28,14 +28,33 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 MICROSECOND = dt.timedelta(microseconds=1)
 # A timestamp sent as microseconds since the epoch.
 MICROS = "(extract(epoch FROM {column}) * 1000000)::bigint"
+# A number as the text of its value in 18 decimal places, rounded half to even: what the JSON
+# writes (DRF's DecimalField(decimal_places=18) quantizes so, then the renderer takes the
+# float), sent so that the float is read from it, without a Decimal made and quantized.
+TEXT18 = (
+    "(CASE WHEN abs({x} - trunc({x}, 18)) = 0.0000000000000000005"
+    " AND mod(trunc({x} * 1000000000000000000), 2) = 0"
+    " THEN trunc({x}, 18) ELSE round({x}, 18) END)::text"
+)
 
 
-def buckets(asset, sources, *, start, end, interval, limit, after) -> list[dict]:
-    """The newest `limit` (bucket, source) pairs of `sources` in [start, end), after `after`."""
+def as_text(sql: str) -> str:
+    """A bucket statement (source, time, price, min, max, cap, volume, samples) with its
+    numbers sent as TEXT18 text, in the same order."""
+    numbers = ", ".join(TEXT18.format(x=column) for column in ("p", "lo", "hi", "c", "v"))
+    return (
+        f"SELECT s, t, {numbers}, n FROM ({sql}) AS b (s, t, p, lo, hi, c, v, n) ORDER BY t DESC, s"
+    )
+
+
+def buckets(asset, sources, *, start, end, interval, limit, after, text=False) -> list[dict]:
+    """The newest `limit` (bucket, source) pairs of `sources` in [start, end), after `after`;
+    with `text`, on PostgreSQL, numbers as TEXT18 text instead of Decimals."""
     if interval == "day" and connection.vendor == "postgresql":
-        return _days_postgres(asset, sources, start=start, end=end, limit=limit, after=after)
+        return _days_postgres(asset, sources, start=start, end=end, limit=limit, after=after,
+                              text=text)  # fmt: skip
     return _aggregated(asset, sources, start=start, end=end, interval=interval, limit=limit,
-                       after=after)  # fmt: skip
+                       after=after, text=text)  # fmt: skip
 
 
 def _floor(moment: dt.datetime, interval: str) -> dt.datetime:
@@ -59,7 +78,7 @@ _CUT_DAY = (
 )
 
 
-def _days_postgres(asset, sources, *, start, end, limit, after) -> list[dict]:
+def _days_postgres(asset, sources, *, start, end, limit, after, text=False) -> list[dict]:
     """Per source, its range [start, upper) (upper: `end`, or where the cursor cuts) is whole
     days read from the rollup and at most two days cut short, aggregated from their quotes."""
     days, day_params, parts, params = [], [], [], []
@@ -97,6 +116,7 @@ def _days_postgres(asset, sources, *, start, end, limit, after) -> list[dict]:
         return []
     sql = " UNION ALL ".join(parts) + " ORDER BY 2 DESC, 1 LIMIT %s"
     with connection.cursor() as cursor:
+        sql = as_text(sql) if text else sql
         cursor.execute(sql, [*params, limit])
         return _points(cursor.fetchall())
 
@@ -122,7 +142,9 @@ def _points(rows) -> list[dict]:
 # --- Aggregated from the quotes: a window of about `limit` steps ------------------------------
 
 
-def _aggregated(asset, sources, *, start, end, interval, limit, after, window=None) -> list[dict]:
+def _aggregated(
+    asset, sources, *, start, end, interval, limit, after, window=None, text=False
+) -> list[dict]:
     """The newest `limit` (bucket, source) pairs, aggregated from an index range: first the
     `limit` steps below the newest bucket that can show (all it takes when a source has a
     quote every step), widened by doubling only while the window holds fewer pairs and older
@@ -150,6 +172,7 @@ def _aggregated(asset, sources, *, start, end, interval, limit, after, window=No
         return []
     window = window or (_Window if connection.vendor == "postgresql" else _OrmWindow)
     reader = window(asset, uppers, start=start, interval=interval)
+    reader.text = text
     span = limit * step
     while True:
         floor = top - span + step
@@ -178,6 +201,7 @@ class _Window:
             f" FROM crypto_quote WHERE {self.where} AND observed_at >= %s"
             " GROUP BY 1, 2 ORDER BY 2 DESC, 1 LIMIT %s"
         )
+        sql = as_text(sql) if self.text else sql
         with connection.cursor() as cursor:
             cursor.execute(sql, [*self.params, floor, limit])
             return _points(cursor.fetchall())

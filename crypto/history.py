@@ -89,17 +89,23 @@ def asset_history(
     interval: str,
     limit: int,
     after: HistoryCursor | None = None,
+    for_json: bool = False,
 ) -> list[dict]:
     """The asset's quotes in [start, end), newest first (then by source); bucketed by hour or
     day on request; after `after` when paging. Raw points carry the quote's fields, buckets
-    the average, min and max price, average cap and volume, and the number of quotes."""
+    the average, min and max price, average cap and volume, and the number of quotes.
+
+    Numbers are Decimals; `for_json` lets them be, on PostgreSQL, the text of the value in 18
+    decimal places, rounded half to even (`crypto.buckets.TEXT18`): exactly what the JSON
+    writes (`points_representation` reads the float from it), at a third of the cost."""
     sources = [source] if source else source_names(MARKET)
     if interval != "raw":
-        return buckets(
-            asset, sources, start=start, end=end, interval=interval, limit=limit, after=after
-        )
-    raw = _raw_postgres if connection.vendor == "postgresql" else _raw_orm
-    return raw(asset, sources, start=start, end=end, limit=limit, after=after)
+        return buckets(asset, sources, start=start, end=end, interval=interval, limit=limit,
+                       after=after, text=for_json)  # fmt: skip
+    if connection.vendor == "postgresql":
+        return _raw_postgres(asset, sources, start=start, end=end, limit=limit, after=after,
+                             text=for_json)  # fmt: skip
+    return _raw_orm(asset, sources, start=start, end=end, limit=limit, after=after)
 
 
 def _raw_orm(asset, sources, *, start, end, limit, after) -> list[dict]:
@@ -127,7 +133,7 @@ _RAW_BRANCH = (
 )
 
 
-def _raw_postgres(asset, sources, *, start, end, limit, after) -> list[dict]:
+def _raw_postgres(asset, sources, *, start, end, limit, after, text=False) -> list[dict]:
     """One statement: each source's index range (newest first, at most `limit`), merged by
     the database in page order; times sent as integers (parsing timestamp text cost more
     than the rest of the row)."""
@@ -146,10 +152,12 @@ def _raw_postgres(asset, sources, *, start, end, limit, after) -> list[dict]:
         branches.append(_RAW_BRANCH.format(where=where))
         params += [*values, limit]
     union = " UNION ALL ".join(branches)
+    # The columns' 18 decimal places are already the JSON's: their text is TEXT18's.
+    number = "{}::text" if text else "{}"
+    numbers = ", ".join(number.format(c) for c in ("price_usd", "market_cap", "volume_24h"))
     sql = (
-        f"SELECT source, {MICROS.format(column='observed_at')}, price_usd, market_cap,"
-        f" volume_24h, price_change_24h, market_cap_rank FROM ({union}) AS page"
-        " ORDER BY observed_at DESC, source LIMIT %s"
+        f"SELECT source, {MICROS.format(column='observed_at')}, {numbers}, price_change_24h,"
+        f" market_cap_rank FROM ({union}) AS page ORDER BY observed_at DESC, source LIMIT %s"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, limit])

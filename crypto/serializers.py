@@ -253,8 +253,9 @@ def points_representation(points: list[dict]) -> list[dict]:
     """PointSerializer(points, many=True).data, built without DRF's per-field machinery: the
     history's hot path (500 points cost more to serialize than to read). Field for field the
     same output; tests/api/test_history_paging.py holds them equal. Each step is DRF's, only
-    inlined: a UTC time (the database's, in the default time zone) is written as it is, and
-    a Decimal quantized in the field's precision without the field's checks."""
+    inlined: a UTC time (the database's, in the default time zone) is written as it is, a
+    Decimal quantized in the field's precision without the field's checks, and a number
+    already sent as the text of that (`asset_history(for_json=True)`) read as a float."""
     zone = timezone.get_current_timezone()
     in_utc = dt.datetime(2000, 1, 1, tzinfo=zone).utcoffset() == dt.timedelta(0)
     utc, decimal_type = dt.UTC, decimal.Decimal
@@ -272,6 +273,8 @@ def points_representation(points: list[dict]) -> list[dict]:
             value = point.get(name)
             if type(value) is decimal_type:
                 row[name] = float(value.quantize(quantum, context=context))
+            elif type(value) is str:  # asset_history(for_json=True): already in 18 places
+                row[name] = float(value)
             else:
                 row[name] = _point_number(value)
         row["samples"] = point["samples"]

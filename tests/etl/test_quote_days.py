@@ -191,3 +191,37 @@ def test_points_read_in_one_statement_equal_the_orm_s_for_any_window_and_cursor(
         # Raw points too: one statement merging the sources equals the ranges merged here.
         assert _raw_postgres(asset, chosen, **args) == _raw_orm(asset, chosen, **args)
     assert Quote.objects.filter(~Q(source__in=sources)).count() == 0
+
+
+def test_numbers_sent_as_text_write_the_same_json(assets):
+    """asset_history(for_json=True) sends numbers as text rounded in SQL: the JSON is the
+    one the Decimals give, ties at the 19th decimal (rounded half to even) and every
+    magnitude included."""
+    from rest_framework.renderers import JSONRenderer
+
+    from crypto.history import asset_history
+    from crypto.serializers import points_representation
+
+    rng = random.Random(21)
+    values = ["0.000000000000000002", "0.000000000000000003", "0.000000000000000001",
+              "0.000007212345678901", "87645.5", "1750000002240.123456789", "0.1", "3"]  # fmt: skip
+    items = []
+    for minute in range(0, 60 * 24 * 3, 20):
+        when = DAY0 + dt.timedelta(minutes=minute)
+        one = item("alpha", when, rng)
+        one.price_usd = Decimal(rng.choice(values))
+        one.market_cap = rng.choice([None, Decimal(rng.choice(values))])
+        items.append(one)
+    load(items, assets)
+    load(items[::2], assets, source="csv")
+    asset = assets["alpha"]
+    for interval in ("raw", "hour", "day"):
+        for start in (None, DAY0 + dt.timedelta(hours=7, minutes=10)):
+            args = {"asset": asset, "source": None, "start": start, "end": None,
+                    "interval": interval, "limit": 5000}  # fmt: skip
+            exact = asset_history(**args)
+            sent = asset_history(**args, for_json=True)
+            assert any(type(p["price_usd"]) is str for p in sent)
+            assert JSONRenderer().render(points_representation(sent)) == JSONRenderer().render(
+                points_representation(exact)
+            ), (interval, start)
