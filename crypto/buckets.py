@@ -32,9 +32,10 @@ MICROS = "(extract(epoch FROM {column}) * 1000000)::bigint"
 # writes (DRF's DecimalField(decimal_places=18) quantizes so, then the renderer takes the
 # float), sent so that the float is read from it, without a Decimal made and quantized.
 TEXT18 = (
-    "(CASE WHEN abs({x} - trunc({x}, 18)) = 0.0000000000000000005"
-    " AND mod(trunc({x} * 1000000000000000000), 2) = 0"
-    " THEN trunc({x}, 18) ELSE round({x}, 18) END)::text"
+    "CASE WHEN scale({x}) <= 18 THEN {x}::text"
+    " WHEN abs({x} - trunc({x}, 18)) = 0.0000000000000000005"
+    " AND mod(trunc({x} * 1000000000000000000), 2) = 0 THEN trunc({x}, 18)::text"
+    " ELSE round({x}, 18)::text END"
 )
 
 
