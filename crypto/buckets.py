@@ -7,7 +7,11 @@ newest `limit` (bucket, source) pairs first. Each page costs about `limit` bucke
   quotes; one statement, `limit` rows back. The rollup keeps sums and non-null counts, so each
   average is the very division PostgreSQL's AVG makes: the same answer as the aggregate;
 - otherwise (hours, and days on SQLite) the quotes are aggregated over a window of about
-  `limit` steps below the newest quote, widened only across gaps.
+  `limit` steps below the newest quote, widened only across gaps: on PostgreSQL one statement
+  (buckets made of the epoch: UTC hours and days are whole multiples of it), the ORM elsewhere.
+
+Times come back as integers (microseconds since the epoch) and, for JSON, numbers as text
+(TEXT18): parsing timestamp text and making and quantizing Decimals cost more than the rest.
 """
 
 # ruff: noqa: S608 - statements are built from this module's constants; values are parameters
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import connection
+from django.db import connections, router
 from django.db.models import Avg, Count, Max, Min, Q
 from django.db.models.functions import TruncDay, TruncHour
 
@@ -48,10 +52,16 @@ def as_text(sql: str) -> str:
     )
 
 
+def reading(model=Quote):
+    """The connection that reads `model` here: the replica in a request marked for it
+    (`kasparro.core.db_router`), like the ORM's reads; statements written here go through it."""
+    return connections[router.db_for_read(model)]
+
+
 def buckets(asset, sources, *, start, end, interval, limit, after, text=False) -> list[dict]:
     """The newest `limit` (bucket, source) pairs of `sources` in [start, end), after `after`;
     with `text`, on PostgreSQL, numbers as TEXT18 text instead of Decimals."""
-    if interval == "day" and connection.vendor == "postgresql":
+    if interval == "day" and reading().vendor == "postgresql":
         return _days_postgres(asset, sources, start=start, end=end, limit=limit, after=after,
                               text=text)  # fmt: skip
     return _aggregated(asset, sources, start=start, end=end, interval=interval, limit=limit,
@@ -116,7 +126,7 @@ def _days_postgres(asset, sources, *, start, end, limit, after, text=False) -> l
     if not parts:
         return []
     sql = " UNION ALL ".join(parts) + " ORDER BY 2 DESC, 1 LIMIT %s"
-    with connection.cursor() as cursor:
+    with reading().cursor() as cursor:
         sql = as_text(sql) if text else sql
         cursor.execute(sql, [*params, limit])
         return _points(cursor.fetchall())
@@ -171,7 +181,7 @@ def _aggregated(
         top = last if top is None else max(top, last)
     if top is None:
         return []
-    window = window or (_Window if connection.vendor == "postgresql" else _OrmWindow)
+    window = window or (_Window if reading().vendor == "postgresql" else _OrmWindow)
     reader = window(asset, uppers, start=start, interval=interval)
     reader.text = text
     span = limit * step
@@ -203,13 +213,13 @@ class _Window:
             " GROUP BY 1, 2 ORDER BY 2 DESC, 1 LIMIT %s"
         )
         sql = as_text(sql) if self.text else sql
-        with connection.cursor() as cursor:
+        with reading().cursor() as cursor:
             cursor.execute(sql, [*self.params, floor, limit])
             return _points(cursor.fetchall())
 
     def older(self, floor) -> bool:
         sql = f"SELECT EXISTS (SELECT 1 FROM crypto_quote WHERE {self.where} AND observed_at < %s)"
-        with connection.cursor() as cursor:
+        with reading().cursor() as cursor:
             cursor.execute(sql, [*self.params, floor])
             return cursor.fetchone()[0]
 

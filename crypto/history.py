@@ -21,10 +21,9 @@ import dataclasses
 import datetime as dt
 import re
 
-from django.db import connection
 from django.db.models import Q
 
-from crypto.buckets import EPOCH, MICROS, MICROSECOND, buckets
+from crypto.buckets import EPOCH, MICROS, MICROSECOND, buckets, reading
 from crypto.models import Asset, Quote
 from kasparro.core.catalogue import MARKET, source_names
 
@@ -77,7 +76,7 @@ def cursor_decode(text: str) -> HistoryCursor:
 
 def asset_find(*, slug: str) -> Asset | None:
     """The asset named by `slug`, its own columns only (what a history needs): one query."""
-    with connection.cursor() as cursor:  # the ORM's compiling cost more than the query
+    with reading(Asset).cursor() as cursor:  # the ORM's compiling cost more than the query
         cursor.execute("SELECT id FROM crypto_asset WHERE slug = %s", [slug])
         row = cursor.fetchone()
     return Asset(pk=row[0], slug=slug) if row else None
@@ -105,7 +104,7 @@ def asset_history(
     if interval != "raw":
         return buckets(asset, sources, start=start, end=end, interval=interval, limit=limit,
                        after=after, text=for_json)  # fmt: skip
-    if connection.vendor == "postgresql":
+    if reading().vendor == "postgresql":
         return _raw_postgres(asset, sources, start=start, end=end, limit=limit, after=after,
                              text=for_json)  # fmt: skip
     return _raw_orm(asset, sources, start=start, end=end, limit=limit, after=after)
@@ -162,7 +161,7 @@ def _raw_postgres(asset, sources, *, start, end, limit, after, text=False) -> li
         f"SELECT source, {MICROS.format(column='observed_at')}, {numbers}, price_change_24h,"
         f" market_cap_rank FROM ({union}) AS page ORDER BY observed_at DESC, source LIMIT %s"
     )
-    with connection.cursor() as cursor:
+    with reading().cursor() as cursor:
         cursor.execute(sql, [*params, limit])
         return _raw_points(cursor.fetchall())
 

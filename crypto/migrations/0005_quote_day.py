@@ -122,6 +122,10 @@ ORDER BY 1, 2, 3
 def install(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
+    # Pages of a load update the same days again and again: room on each page lets an update
+    # stay on its page (HOT, no index entry). Measured on 10,000-row pages into existing days:
+    # the trigger's cost 150 ms a page at the default 100, about 10 ms at 50.
+    schema_editor.execute("ALTER TABLE crypto_quoteday SET (fillfactor = 50)")
     for name, (when, body) in TRIGGERS.items():
         schema_editor.execute(function(name, body))
         schema_editor.execute(
@@ -133,6 +137,7 @@ def install(apps, schema_editor):
 def uninstall(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
+    schema_editor.execute("ALTER TABLE crypto_quoteday RESET (fillfactor)")
     for name in TRIGGERS:
         schema_editor.execute(f"DROP TRIGGER IF EXISTS {name} ON crypto_quote")
         schema_editor.execute(f"DROP FUNCTION IF EXISTS {name}()")
