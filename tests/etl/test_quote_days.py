@@ -225,3 +225,18 @@ def test_numbers_sent_as_text_write_the_same_json(assets):
             assert JSONRenderer().render(points_representation(sent)) == JSONRenderer().render(
                 points_representation(exact)
             ), (interval, start)
+
+
+def test_the_migration_fills_the_rollup_from_the_quotes_there_are(assets):
+    import importlib
+
+    migration = importlib.import_module("crypto.migrations.0005_quote_day")
+    rng = random.Random(34)
+    load([item(k, DAY0 + dt.timedelta(minutes=47 * i), rng) for k in assets for i in range(90)],
+         assets)  # fmt: skip
+    kept = rollup()
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM crypto_quoteday")
+        cursor.execute(migration.BACKFILL)
+    assert rollup() == kept
+    assert_exact()
