@@ -162,11 +162,7 @@ def _aggregated(
     quotes exist (gaps in the series). Every quote outside the window is older than every
     bucket in it, so a window holding `limit` pairs holds the answer."""
     step = STEPS[interval]
-    newest = dict(
-        LatestQuote.objects.filter(asset=asset, source__in=sources).values_list(
-            "source", "observed_at"
-        )
-    )
+    newest = _newest(asset, sources, postgres=window is None and reading().vendor == "postgresql")
     uppers, top = {}, None  # per source, its quotes in [start, upper)
     for name in sources:
         if name not in newest:  # no quote of it (LatestQuote is kept with every load)
@@ -191,6 +187,22 @@ def _aggregated(
         if len(rows) == limit or not reader.older(floor):
             return rows
         span *= 2
+
+
+def _newest(asset, sources, *, postgres) -> dict[str, dt.datetime]:
+    """The newest quote's time per source (LatestQuote): on PostgreSQL one plain statement,
+    its times sent as integers."""
+    if not postgres:
+        found = LatestQuote.objects.filter(asset=asset, source__in=sources)
+        return dict(found.values_list("source", "observed_at"))
+    marks = ", ".join(["%s"] * len(sources))
+    with reading(LatestQuote).cursor() as cursor:
+        cursor.execute(
+            f"SELECT source, {MICROS.format(column='observed_at')} FROM crypto_latestquote"
+            f" WHERE asset_id = %s AND source IN ({marks})",
+            [asset.pk, *sources],
+        )
+        return {source: EPOCH + micros * MICROSECOND for source, micros in cursor.fetchall()}
 
 
 class _Window:
