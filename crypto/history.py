@@ -7,10 +7,14 @@ paged by a cursor. Every page costs about `limit` rows, whatever the length of t
   the ranges, merged by the database, so only `limit` rows come back); elsewhere the ranges
   through the ORM, merged here.
 - hour (and day off PostgreSQL): aggregated over a window of about `limit` steps below the
-  newest quote (LatestQuote), widened only across gaps (`crypto.buckets`).
+  newest quote (LatestQuote), widened only across gaps (`crypto.buckets`); one statement on
+  PostgreSQL.
 - day on PostgreSQL: the daily rollup (`QuoteDay`, one row per asset, source and UTC day) for
   whole days, and the quotes themselves for a day that `start`, `end` or a cursor cuts; one
   statement (`crypto.buckets`).
+
+On PostgreSQL times travel as integers (microseconds since the epoch): parsing timestamp text
+cost more than the rest of a row.
 """
 
 # ruff: noqa: S608 - statements are built from this module's constants; values are parameters
@@ -99,7 +103,8 @@ def asset_history(
 
     Numbers are Decimals; `for_json` lets them be, on PostgreSQL, the text of the value in 18
     decimal places, rounded half to even (`crypto.buckets.TEXT18`): exactly what the JSON
-    writes (`points_representation` reads the float from it), at a third of the cost."""
+    writes (`points_representation` reads the float from it), without a Decimal made and
+    quantized per number."""
     sources = [source] if source else source_names(MARKET)
     if interval != "raw":
         return buckets(asset, sources, start=start, end=end, interval=interval, limit=limit,
