@@ -16,19 +16,22 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from crypto.models import Asset
-from crypto.response_cache import versioned
-from crypto.selectors import (
+from crypto.history import (
     CURSOR_PATTERN,
     HISTORY_INTERVALS,
     HistoryCursor,
+    asset_find,
+    asset_history,
+    cursor_decode,
+    cursor_encode,
+)
+from crypto.models import Asset
+from crypto.response_cache import versioned
+from crypto.selectors import (
     article_list,
     article_rows,
     asset_get,
-    asset_history,
     asset_list,
-    cursor_decode,
-    cursor_encode,
     latest_quote_list,
     latest_quote_page,
 )
@@ -151,8 +154,8 @@ class AssetListApi(ApiView):
         return self.envelope(request, data, limit=limit, offset=offset, total=total)
 
 
-def _asset_or_404(slug: str) -> Asset:
-    asset = asset_get(slug=slug)
+def _asset_or_404(slug: str, find=asset_get) -> Asset:
+    asset = find(slug=slug)
     if asset is None:
         raise NotFoundError(f"No asset with slug {slug!r}.")
     return asset
@@ -244,7 +247,7 @@ class AssetHistoryApi(CsvApiView):
     @versioned
     def get(self, request: Request, slug: str) -> Response:
         p = self.params(HistoryParams, request)
-        asset = _asset_or_404(slug)
+        asset = _asset_or_404(slug, find=asset_find)  # no identities or latest: one query
         points = asset_history(
             asset=asset,
             source=p.get("source"),
@@ -253,6 +256,7 @@ class AssetHistoryApi(CsvApiView):
             interval=p["interval"],
             limit=p["limit"],
             after=p.get("cursor"),
+            for_json=not wants_csv(request),  # CSV writes each Decimal's own text
         )
         following = None
         if len(points) == p["limit"]:  # there may be more: where this page ended

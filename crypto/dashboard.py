@@ -12,8 +12,8 @@ from django.core.cache import cache
 from django.db.models import Avg, F, FloatField, Max, Min, Q, QuerySet
 from django.db.models.functions import Cast, TruncHour
 
+from crypto.history import asset_history
 from crypto.models import Article, Asset, LatestQuote, Quote
-from crypto.selectors import asset_history
 from kasparro.core.catalogue import MARKET, NEWS, source_entry, source_names
 
 SPARKLINE_DAYS = 7

@@ -90,6 +90,42 @@ class Quote(models.Model):
         return f"{self.asset_id}@{self.source} {self.observed_at:%Y-%m-%d %H:%M}"
 
 
+class QuoteDay(models.Model):
+    """A day of one asset's quotes from one source (UTC days), enough for the day bucket's
+    average, min, max and samples exactly as an aggregate of the quotes gives them: sums and
+    non-null counts per column (an average ignores nulls), min and max of the price.
+
+    PostgreSQL only: statement triggers on crypto_quote keep it in the writing transaction,
+    whoever writes (the loader, admin, a cascade), from the statement's transition tables
+    (migration 0005, which also fills it). The history reads it for `interval=day`
+    (`crypto.history`); elsewhere (SQLite) it stays empty and the day is aggregated."""
+
+    asset = models.ForeignKey(
+        Asset, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False
+    )
+    source = models.CharField(max_length=50)
+    day = models.DateTimeField(help_text="Midnight UTC.")
+    samples = models.BigIntegerField()
+    price_count = models.BigIntegerField()
+    price_sum = models.DecimalField(null=True, max_digits=60, decimal_places=18)
+    price_min = models.DecimalField(null=True, **PRICE_DIGITS)
+    price_max = models.DecimalField(null=True, **PRICE_DIGITS)
+    cap_count = models.BigIntegerField()
+    cap_sum = models.DecimalField(null=True, max_digits=60, decimal_places=18)
+    volume_count = models.BigIntegerField()
+    volume_sum = models.DecimalField(null=True, max_digits=60, decimal_places=18)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset", "source", "day"], name="quoteday_asset_source_day_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id}@{self.source} {self.day:%Y-%m-%d}"
+
+
 class LatestQuote(models.Model):
     """A copy of the newest quote per (asset, source), kept in the same transaction as the
     quotes. `/data` reads this small table instead of scanning the whole time series."""

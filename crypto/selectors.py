@@ -1,20 +1,15 @@
 """Reads of market data and news, shaped for the API. Every query here is served by an index
-(tests/benchmarks/api_load.py prints their EXPLAIN) and none scans the whole time series."""
+(tests/benchmarks/api_load.py prints their EXPLAIN) and none scans the whole time series. An
+asset's history has a module of its own: `crypto.history`."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import re
 
-from django.db.models import Avg, Count, F, Max, Min, Prefetch, Q, QuerySet
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import F, Prefetch, Q, QuerySet
 
-from crypto.models import Article, ArticleAsset, Asset, LatestQuote, Quote, SourceAsset
-from kasparro.core.catalogue import MARKET, source_names
+from crypto.models import Article, ArticleAsset, Asset, LatestQuote, SourceAsset
 from kasparro.core.paging import page_with_total
-
-HISTORY_INTERVALS = ("raw", "hour", "day")
 
 
 def latest_quote_list(
@@ -76,174 +71,6 @@ def asset_get(*, slug: str) -> Asset | None:
             Prefetch("latest_quotes", queryset=LatestQuote.objects.order_by("source")),
         )
         .first()
-    )
-
-
-STEPS = {"hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
-POINT_FIELDS = (
-    "observed_at",
-    "price_usd",
-    "market_cap",
-    "volume_24h",
-    "price_change_24h",
-    "market_cap_rank",
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class HistoryCursor:
-    """Where a page of history ended: its last point's (time, source). The next page holds
-    what sorts after it in (time descending, source ascending): older points, or points at
-    the same time from later sources."""
-
-    time: dt.datetime
-    source: str
-
-    def before(self, source: str) -> Q:
-        """The condition on a point time of `source` for its rows to follow the cursor."""
-        if source > self.source:
-            return Q(observed_at__lte=self.time)
-        return Q(observed_at__lt=self.time)
-
-
-# A cursor is `<microseconds since the epoch>.<market source>`: every text of that shape is a
-# cursor (no other check is left once the pattern holds), so the schema can state it exactly,
-# and a client's tooling that fills the pattern never meets a 400.
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICROSECOND = dt.timedelta(microseconds=1)
-CURSOR_PATTERN = rf"^-?[0-9]{{1,16}}\.({'|'.join(source_names(MARKET))})$"
-
-
-def cursor_encode(cursor: HistoryCursor) -> str:
-    return f"{(cursor.time - _EPOCH) // _MICROSECOND}.{cursor.source}"
-
-
-def cursor_decode(text: str) -> HistoryCursor:
-    """The cursor `cursor_encode` made; ValueError for anything else."""
-    if not re.fullmatch(CURSOR_PATTERN, text):
-        raise ValueError("not a history cursor")
-    micros, source = text.split(".", 1)
-    return HistoryCursor(_EPOCH + int(micros) * _MICROSECOND, source)
-
-
-def asset_history(
-    *,
-    asset: Asset,
-    source: str | None,
-    start: dt.datetime | None,
-    end: dt.datetime | None,
-    interval: str,
-    limit: int,
-    after: HistoryCursor | None = None,
-) -> list[dict]:
-    """The asset's quotes in [start, end), newest first (then by source); bucketed by hour or
-    day on request; after `after` when paging.
-
-    One index range of the unique (asset, source, observed_at) index per market source, each
-    read newest first and at most `limit` long, merged here: the cost follows `limit`, not the
-    asset's history. Buckets are aggregated over a window of about `limit` steps below the
-    newest quote (LatestQuote), widened only across gaps (`_buckets`)."""
-    sources = [source] if source else source_names(MARKET)
-    ranges = {s: Q(asset=asset, source=s) for s in sources}
-    for name in sources:
-        if start:
-            ranges[name] &= Q(observed_at__gte=start)
-        if end:
-            ranges[name] &= Q(observed_at__lt=end)
-    if interval == "raw":
-        rows = []
-        for name, where in ranges.items():
-            if after:
-                where &= after.before(name)
-            found = Quote.objects.filter(where).order_by("-observed_at").values(*POINT_FIELDS)
-            rows.extend({"source": name, **row} for row in found[:limit])
-        rows.sort(key=lambda r: r["source"])
-        rows.sort(key=lambda r: r["observed_at"], reverse=True)  # stable: source order kept
-        return [_raw_point(row) for row in rows[:limit]]
-    return _buckets(asset, ranges, interval=interval, limit=limit, end=end, after=after)
-
-
-def _raw_point(row: dict) -> dict:
-    return {
-        "source": row["source"],
-        "time": row["observed_at"],
-        "price_usd": row["price_usd"],
-        "market_cap": row["market_cap"],
-        "volume_24h": row["volume_24h"],
-        "price_change_24h": row["price_change_24h"],
-        "market_cap_rank": row["market_cap_rank"],
-        "samples": 1,
-    }
-
-
-def _floor(moment: dt.datetime, interval: str) -> dt.datetime:
-    moment = moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
-    return moment.replace(hour=0) if interval == "day" else moment
-
-
-def _buckets(asset, ranges, *, interval, limit, end, after) -> list[dict]:
-    """The newest `limit` (bucket, source) pairs, aggregated from an index range: first the
-    `limit` steps below the newest bucket that can show (all it takes when a source has a
-    quote every step), widened by doubling only while the window holds fewer pairs and older
-    quotes exist (gaps in the series). Every quote outside the window is older than every
-    bucket in it, so a window holding `limit` pairs holds the answer."""
-    step = STEPS[interval]
-    newest = dict(
-        LatestQuote.objects.filter(asset=asset, source__in=list(ranges)).values_list(
-            "source", "observed_at"
-        )
-    )
-    which, top = Q(), None
-    for name, where in ranges.items():
-        if name not in newest:  # no quote of it (LatestQuote is kept with every load)
-            continue
-        last = _floor(newest[name], interval)  # the newest bucket this page can show
-        if end:
-            last = min(last, _floor(end - dt.timedelta(microseconds=1), interval))
-        if after:
-            # Buckets before the cursor's, or the cursor's own bucket for later sources.
-            last = min(last, after.time if name > after.source else after.time - step)
-        which |= where & Q(observed_at__lt=last + step)
-        top = last if top is None else max(top, last)
-    if top is None:
-        return []
-    span = limit * step
-    while True:
-        floor = top - span + step
-        rows = list(_bucket_rows(which & Q(observed_at__gte=floor), interval)[:limit])
-        if len(rows) == limit or not Quote.objects.filter(which, observed_at__lt=floor).exists():
-            break
-        span *= 2
-    return [
-        {
-            "source": r["source"],
-            "time": r["bucket"],
-            "price_usd": r["avg_price"],
-            "price_min": r["min_price"],
-            "price_max": r["max_price"],
-            "market_cap": r["avg_cap"],
-            "volume_24h": r["avg_volume"],
-            "samples": r["samples"],
-        }
-        for r in rows
-    ]
-
-
-def _bucket_rows(which: Q, interval: str):
-    trunc = TruncHour if interval == "hour" else TruncDay
-    return (
-        Quote.objects.filter(which)
-        .annotate(bucket=trunc("observed_at"))
-        .values("source", "bucket")
-        .annotate(
-            avg_price=Avg("price_usd"),
-            min_price=Min("price_usd"),
-            max_price=Max("price_usd"),
-            avg_cap=Avg("market_cap"),
-            avg_volume=Avg("volume_24h"),
-            samples=Count("id"),
-        )
-        .order_by("-bucket", "source")
     )
 
 

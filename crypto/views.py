@@ -19,7 +19,8 @@ from crypto.dashboard import (
     market_assets,
     market_rows,
 )
-from crypto.selectors import HISTORY_INTERVALS, article_list, asset_get
+from crypto.history import HISTORY_INTERVALS
+from crypto.selectors import article_list, asset_get
 from kasparro.core.catalogue import MARKET, source_names
 
 PER_PAGE = 50

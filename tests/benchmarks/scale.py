@@ -6,14 +6,20 @@ up at once) and drives each endpoint with wrk (2 threads, 16 connections), the l
 alternating rounds (median of --rounds).
 
     .venv/bin/python tests/benchmarks/scale.py [--big] [--seconds 6] [--rounds 3] \\
-        [--rss-requests 0] [--reuse]
+        [--rss-requests 0] [--reuse] [--history-only] [--only-big] [--prefix kasparro_scale]
 
 Levels: 100 runs with 100k quotes, 10k runs with 1M quotes, and with --big 100k runs (3.8
 years of hourly runs of three sources) with 10M quotes. The table gives requests/s and p50
 per endpoint and level, and each endpoint's rate as a fraction of its rate at the first level.
 --rss-requests N also sends N requests to /data at the last level and prints each worker's RSS
 before and after (does a worker leak without recycling?). DATABASE_URL names the server (its
-database name is replaced per level).
+database name is replaced per level: `<prefix>_<runs>`).
+
+The history table times every parameter combination one request at a time, each request a
+computed answer: answers are cached by data version (crypto/response_cache.py), so each
+request carries an extra parameter the API ignores and that changes every time
+(`&cold=<random>-<n>`), which makes it a new cache key. `--history-only` measures only that
+table (no wrk matrix); `--only-big` only the 10M level (with --big).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -89,10 +96,14 @@ def new_api_key(url: str, before: str = "") -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def build_level(runs: int, quotes: int) -> tuple[str, str]:
+def level_url(runs: int, prefix: str) -> str:
+    return f"{SERVER}/{prefix}_{runs}"
+
+
+def build_level(runs: int, quotes: int, prefix: str) -> tuple[str, str]:
     import psycopg
 
-    url = f"{SERVER}/kasparro_scale_{runs}"
+    url = level_url(runs, prefix)
     started = time.perf_counter()
     build(url, quotes)
     with psycopg.connect(url, autocommit=True) as db:
@@ -122,11 +133,14 @@ HISTORY_CASES = [
 
 
 def one_at_a_time(url: str, requests: int = 30) -> tuple[float, bytes]:
-    """p50 in ms of `requests` sequential requests (the server's time, no queueing)."""
+    """p50 in ms of `requests` sequential requests (the server's time, no queueing), each a
+    computed answer: a parameter the API ignores, new every request, misses the cache."""
     times = []
-    for _ in range(requests + 3):
+    salt = secrets.token_hex(4)
+    for n in range(requests + 3):
+        cold = f"{url}{'&' if '?' in url else '?'}cold={salt}-{n}"
         started = time.perf_counter()
-        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310
+        with urllib.request.urlopen(cold, timeout=60) as response:  # noqa: S310
             body = response.read()
             assert response.status == 200, url
         times.append((time.perf_counter() - started) * 1000)
@@ -134,8 +148,13 @@ def one_at_a_time(url: str, requests: int = 30) -> tuple[float, bytes]:
 
 
 def history_p50(base: str) -> dict[str, float]:
-    """Every parameter combination of the history, and a second page through its cursor."""
+    """Every parameter combination of the history, and a second page through its cursor;
+    first every case a few times unmeasured, so that no case pays a worker's first requests
+    (its new database connection's catalog lookups, lazy imports)."""
     found = {}
+    for case in HISTORY_CASES * 4:
+        with urllib.request.urlopen(f"{base}{HISTORY}{case}&cold=warm-{secrets.token_hex(4)}"):  # noqa: S310
+            pass
     for case in HISTORY_CASES:
         found[case], body = one_at_a_time(base + HISTORY + case)
         following = json.loads(body)["next"]
@@ -144,11 +163,13 @@ def history_p50(base: str) -> dict[str, float]:
     return found
 
 
-def measure_all(servers: dict, keys: dict, seconds: int, rounds: int, rss_requests: int) -> dict:
+def measure_all(
+    servers: dict, keys: dict, seconds: int, rounds: int, rss_requests: int, endpoints: list
+) -> dict:
     """Every endpoint on every level in alternating rounds (level A, B, C, then again), the
     median of the rounds: a busy moment of the machine lands on every level alike."""
     results: dict = {level: {"history": history_p50(base)} for level, base in servers.items()}
-    for path, keyed in ENDPOINTS:
+    for path, keyed in endpoints:
         samples: dict = {level: [] for level in servers}
         for level, base in servers.items():
             headers = {"X-API-Key": keys[level]} if keyed else {}
@@ -196,33 +217,44 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rss-requests", type=int, default=0)
     parser.add_argument("--reuse", action="store_true", help="keep the databases of a last run")
+    parser.add_argument("--history-only", action="store_true", help="only the history table")
+    parser.add_argument("--only-big", action="store_true", help="only the 10M level (--big)")
+    parser.add_argument("--prefix", default="kasparro_scale", help="database names' prefix")
     args = parser.parse_args()
-    if not shutil.which("wrk"):
+    endpoints = [] if args.history_only else ENDPOINTS
+    if endpoints and not shutil.which("wrk"):
         sys.exit("this benchmark needs wrk (apt-get install wrk)")
     levels = [*LEVELS, BIG] if args.big else LEVELS
+    if args.only_big:
+        levels = [BIG]
     urls, keys = {}, {}
     for runs, quotes in levels:
         if args.reuse:
-            url = f"{SERVER}/kasparro_scale_{runs}"
+            url = level_url(runs, args.prefix)
             subprocess.run(
                 [PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env_for(url), check=True
             )
             key = new_api_key(url)
         else:
-            url, key = build_level(runs, quotes)
+            url, key = build_level(runs, quotes, args.prefix)
         urls[runs, quotes], keys[runs, quotes] = url, key
     with contextlib.ExitStack() as stack:
         servers = {
             level: stack.enter_context(gunicorn(env_for(url), workers=2))
             for level, url in urls.items()
         }
-        results = measure_all(servers, keys, args.seconds, args.rounds, args.rss_requests)
+        results = measure_all(
+            servers, keys, args.seconds, args.rounds, args.rss_requests, endpoints
+        )
+    print_tables(levels, results, endpoints)
 
+
+def print_tables(levels: list, results: dict, endpoints: list) -> None:
     heads = [f"{q / 1e6:g}M quotes, {r:,} runs" for r, q in levels]
     print("| endpoint | " + " | ".join(heads) + " | last / first |")
     print("| --- |" + " --- |" * (len(levels) + 1))
     first = levels[0]
-    for path, _ in ENDPOINTS:
+    for path, _ in endpoints:
         cells = [
             f"{r['rps']:,.0f} req/s (p50 {r['p50_ms']:.1f} ms)"
             for r in (results[level][path] for level in levels)
@@ -238,7 +270,7 @@ def main() -> None:
         if errors:
             print(f"non-2xx answers at {level}: {errors}")
     print()
-    print("| history, one request at a time (p50) | " + " | ".join(heads) + " |")
+    print("| history, one request at a time (p50, computed answers) | " + " | ".join(heads) + " |")
     print("| --- |" + " --- |" * len(levels))
     for case in results[levels[-1]]["history"]:
         cells = [f"{results[level]['history'].get(case, float('nan')):.1f} ms" for level in levels]
