@@ -12,7 +12,9 @@ gets the version and:
   cached without them and they are written in front of it at every answer.
 
 It runs inside the view's `get`, so throttles, authentication and permissions have already
-run: a revoked key gets its 401 whatever is cached. A body is never served under another
+run: a revoked key gets its 401 whatever is cached. (A public request that needs nothing of
+DRF, no credentials among it, is answered by `stored_answer` from `ApiView.dispatch`, after
+the rate limits, before DRF wraps it.) A body is never served under another
 version, so none outlives the commit that changed its data; old versions' bodies simply expire
 (`CACHE_SECONDS`). CSV answers stream as before. Errors are never cached. A cache that cannot
 be reached costs the answer its caching, not its answer.
