@@ -132,13 +132,19 @@ def _days_postgres(asset, sources, *, start, end, limit, after, text=False) -> l
         return _points(cursor.fetchall())
 
 
+def utc_time(value):
+    """A time as the statements here send it: microseconds since the epoch (no timestamp text
+    to parse) made a UTC datetime; a datetime (another backend) as it is."""
+    return value if type(value) is not int else EPOCH + value * MICROSECOND
+
+
 def _points(rows) -> list[dict]:
     """Bucket rows as points; a bucket time sent as microseconds since the epoch (what the
     statements here send: no timestamp text to parse) made a UTC datetime."""
     return [
         {
             "source": source,
-            "time": bucket if type(bucket) is not int else EPOCH + bucket * MICROSECOND,
+            "time": utc_time(bucket),
             "price_usd": price,
             "price_min": low,
             "price_max": high,

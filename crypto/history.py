@@ -27,7 +27,7 @@ import re
 
 from django.db.models import Q
 
-from crypto.buckets import EPOCH, MICROS, MICROSECOND, buckets, reading
+from crypto.buckets import EPOCH, MICROS, MICROSECOND, buckets, reading, utc_time
 from crypto.models import Asset, Quote
 from kasparro.core.catalogue import MARKET, source_names
 
@@ -61,13 +61,11 @@ class HistoryCursor:
 # A cursor is `<microseconds since the epoch>.<market source>`: every text of that shape is a
 # cursor (no other check is left once the pattern holds), so the schema can state it exactly,
 # and a client's tooling that fills the pattern never meets a 400.
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICROSECOND = dt.timedelta(microseconds=1)
 CURSOR_PATTERN = rf"^-?[0-9]{{1,16}}\.({'|'.join(source_names(MARKET))})$"
 
 
 def cursor_encode(cursor: HistoryCursor) -> str:
-    return f"{(cursor.time - _EPOCH) // _MICROSECOND}.{cursor.source}"
+    return f"{(cursor.time - EPOCH) // MICROSECOND}.{cursor.source}"
 
 
 def cursor_decode(text: str) -> HistoryCursor:
@@ -75,7 +73,7 @@ def cursor_decode(text: str) -> HistoryCursor:
     if not re.fullmatch(CURSOR_PATTERN, text):
         raise ValueError("not a history cursor")
     micros, source = text.split(".", 1)
-    return HistoryCursor(_EPOCH + int(micros) * _MICROSECOND, source)
+    return HistoryCursor(EPOCH + int(micros) * MICROSECOND, source)
 
 
 def asset_find(*, slug: str) -> Asset | None:
@@ -176,7 +174,7 @@ def _raw_points(rows) -> list[dict]:
     return [
         {
             "source": source,
-            "time": time if type(time) is not int else EPOCH + time * MICROSECOND,
+            "time": utc_time(time),
             "price_usd": price,
             "market_cap": cap,
             "volume_24h": volume,
