@@ -34,7 +34,7 @@ class PreparedPage:
     good: Good
     bad: Bad
     triage: Triage | None = None
-    extras: list = dataclasses.field(default_factory=list)  # the loader's pre_load output
+    extras: Any = None  # the loader's pre_load output
     number: int = 0  # page number within the run (fault injection points)
     page: Page | None = None  # the fetched page: its raw payload is kept, its cursor stored
     raw: RawPage | None = None  # the fetched page hashed and compressed, to be kept

@@ -20,7 +20,7 @@ from django.db.models.functions import TruncDay
 from crypto.buckets import _aggregated, _days_postgres, _OrmWindow
 from crypto.history import HistoryCursor, _raw_orm, _raw_postgres
 from crypto.models import Asset, Quote, QuoteDay
-from etl.pipeline.load.quotes import copy_line_tail, quotes_upsert
+from etl.pipeline.load.quotes import quotes_upsert
 from etl.pipeline.run import ingest_run
 from etl.sources.base import MarketItem
 from runs.models import Run
@@ -88,7 +88,7 @@ def item(key: str, when: dt.datetime, rng: random.Random, *, nulls: bool = True)
 
 
 def load(items: list[MarketItem], assets: dict[str, Asset], source: str = "coingecko"):
-    rows = [(assets[i.source_key].pk, i, copy_line_tail(i)) for i in items]
+    rows = [(assets[i.source_key].pk, i) for i in items]
     return quotes_upsert(source=source, rows=rows)
 
 

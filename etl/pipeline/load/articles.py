@@ -25,10 +25,10 @@ class ArticleLoader:
         self.matcher = MentionMatcher.from_database()
 
     @staticmethod
-    def pre_load(good: Good) -> list:
-        return []
+    def pre_load(good: Good) -> None:
+        return None
 
-    def load(self, good: Good, extras: list, bad: Bad) -> LoadResult:
+    def load(self, good: Good, extras: None, bad: Bad) -> LoadResult:
         articles = [item for _, item in good]
         if self.seen is not None:
             self.seen.add_articles(articles)

@@ -30,14 +30,13 @@ class RunSeen:
         self.prices: dict[int, tuple[dt.datetime, Any]] = {}
         self.newest: dt.datetime | None = None
 
-    def add_quotes(self, rows: list[tuple[int, Any, str]]) -> None:
-        prices = self.prices
-        for asset_id, item, _ in rows:
-            known = prices.get(asset_id)
-            if known is None or item.observed_at >= known[0]:
-                prices[asset_id] = (item.observed_at, item.price_usd)
-            if self.newest is None or item.observed_at > self.newest:
-                self.newest = item.observed_at
+    def add_price(self, asset_id: int, observed_at: dt.datetime, price: Any) -> None:
+        """An asset's newest price of a page; a later page wins a tie."""
+        known = self.prices.get(asset_id)
+        if known is None or observed_at >= known[0]:
+            self.prices[asset_id] = (observed_at, price)
+        if self.newest is None or observed_at > self.newest:
+            self.newest = observed_at
 
     def add_articles(self, items: list[Any]) -> None:
         for item in items:
@@ -68,10 +67,10 @@ class Loader(Protocol):
     def __init__(self, *, source: str, seen: RunSeen | None = None) -> None: ...
 
     @staticmethod
-    def pre_load(good: Good) -> list: ...
+    def pre_load(good: Good) -> Any: ...
 
     def reset(self) -> None: ...
 
-    def load(self, good: Good, extras: list, bad: Bad) -> LoadResult:
+    def load(self, good: Good, extras: Any, bad: Bad) -> LoadResult:
         """Upsert the good items; items that cannot load are appended to `bad`."""
         ...

@@ -1,30 +1,69 @@
 """The quote loader: resolves each market item to its canonical asset, then upserts quotes
 idempotently with honest inserted/updated/unchanged counts.
 
-Quotes on PostgreSQL take the fast path: one COPY into a temporary staging table, then one
-`INSERT … ON CONFLICT DO UPDATE … WHERE IS DISTINCT FROM` that only touches rows whose values
-changed, then one upsert of the latest-quote table. Elsewhere (SQLite in zero-config mode) the
+A page's quotes are grouped by source key ahead, in the read-ahead thread (`QuoteBatch`): the
+database thread resolves each distinct key once (about a thousand per 10,000-row CSV page) and
+touches no row in Python. On PostgreSQL the batch's COPY text goes into a staging table and SQL
+does the rest (`etl.pipeline.load.quotes_postgres`). Elsewhere (SQLite in zero-config mode) the
 same semantics are reached through the ORM. Both run inside the caller's page transaction.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from crypto.models import LatestQuote, Quote
 from etl.pipeline.identity import IdentityResolver
 from etl.pipeline.load.base import Bad, Good, LoadResult, RunSeen
+from etl.pipeline.load.quotes_postgres import QUOTE_VALUES, quotes_upsert_postgres
 from etl.sources.base import MarketItem
 from kasparro.core.catalogue import MARKET
 
-# Batches at least this big try a plain INSERT before falling back to the upsert.
-OPTIMISTIC_BATCH = 1000
-QUOTE_VALUES = ("price_usd", "market_cap", "volume_24h", "price_change_24h", "market_cap_rank")
+
+@dataclasses.dataclass(slots=True)
+class QuoteBatch:
+    """A page's quotes grouped by key, built without the database.
+
+    `firsts[k]` is key k's first item (what identity resolution reads), `counts[k]` its rows,
+    `newest[k]` its newest row as (observed_at, row number, price). `copy` is the page as COPY
+    lines `k, row number, observed_at, values…`: SQL joins k to the resolved asset and keeps
+    the last row of an (asset, time) seen twice."""
+
+    names: list[Any]  # the keys, in order of appearance
+    firsts: list[MarketItem]
+    counts: list[int]
+    newest: list[tuple[dt.datetime, int, Decimal | None]]
+    copy: str
+
+    @classmethod
+    def build(cls, items: list[MarketItem], keys: list[Any] | None = None) -> QuoteBatch:
+        """Grouped by source key, or by `keys` (one per item) when given."""
+        numbers: dict[Any, int] = {}
+        names: list[Any] = []
+        firsts: list[MarketItem] = []
+        counts: list[int] = []
+        newest: list[tuple[dt.datetime, int, Decimal | None]] = []
+        lines = []
+        for n, item in enumerate(items):
+            name = item.source_key if keys is None else keys[n]
+            k = numbers.get(name)
+            if k is None:
+                k = numbers[name] = len(firsts)
+                names.append(name)
+                firsts.append(item)
+                counts.append(0)
+                newest.append((item.observed_at, n, item.price_usd))
+            counts[k] += 1
+            if item.observed_at >= newest[k][0]:
+                newest[k] = (item.observed_at, n, item.price_usd)
+            lines.append(f"{k}\t{n}{copy_line_tail(item)}")
+        return cls(names, firsts, counts, newest, "".join(lines))
 
 
 class QuoteLoader:
@@ -38,29 +77,44 @@ class QuoteLoader:
         self.resolver = IdentityResolver(source=self.source)
 
     @staticmethod
-    def pre_load(good: Good) -> list[str]:
-        return [copy_line_tail(item) for _, item in good]
+    def pre_load(good: Good) -> QuoteBatch:
+        return QuoteBatch.build([item for _, item in good])
 
-    def load(self, good: Good, extras: list, bad: Bad) -> LoadResult:
-        tails = extras or self.pre_load(good)
-        asset_ids, errors = self.resolver.resolve_keys([item for _, item in good])
-        rows = []
-        for (raw_item, item), tail in zip(good, tails, strict=True):
-            asset_id = asset_ids.get(item.source_key)
-            if asset_id is None:
-                error = errors[item.source_key]
-                bad.append((raw_item, error.code, error.reason))
-            else:
-                rows.append((asset_id, item, tail))
-        result = quotes_upsert(source=self.source, rows=rows)
+    def load(self, good: Good, extras: Any, bad: Bad) -> LoadResult:
+        batch = extras if isinstance(extras, QuoteBatch) else self.pre_load(good)
+        asset_ids, errors = self.resolver.resolve_keys(batch.firsts)
+        if errors:
+            for raw_item, item in good:
+                error = errors.get(item.source_key)
+                if error is not None:
+                    bad.append((raw_item, error.code, error.reason))
+        resolved = [
+            (k, asset_ids[item.source_key])
+            for k, item in enumerate(batch.firsts)
+            if item.source_key in asset_ids
+        ]
+        if connection.vendor == "postgresql":
+            result = quotes_upsert_postgres(self.source, batch, resolved)
+        else:
+            result = _quotes_upsert_generic(
+                self.source,
+                [(asset_ids[i.source_key], i) for _, i in good if i.source_key in asset_ids],
+            )
         if self.seen is not None:
-            self.seen.add_quotes(rows)
+            # Per asset, the page's newest row (the later row of a tie, as the load keeps it).
+            best: dict[int, tuple[dt.datetime, int, Decimal | None]] = {}
+            for k, asset_id in resolved:
+                row = batch.newest[k]
+                if asset_id not in best or row[:2] >= best[asset_id][:2]:
+                    best[asset_id] = row
+            for asset_id, (observed_at, _, price) in best.items():
+                self.seen.add_price(asset_id, observed_at, price)
         return result
 
 
 def copy_line_tail(item: MarketItem) -> str:
-    """A quote's COPY line without its asset id: pure work, done ahead in the read-ahead
-    thread so the database thread only prepends the resolved id."""
+    """A quote's COPY line after its key and row number: pure work, done ahead in the
+    read-ahead thread."""
     f = _copy_field
     return (
         f"\t{item.observed_at.isoformat()}\t{f(item.price_usd)}\t{f(item.market_cap)}\t"
@@ -72,92 +126,15 @@ def _copy_field(value: object) -> str:
     return "\\N" if value is None else str(value)
 
 
-QuoteRow = tuple[int, MarketItem, str]  # (asset id, item, COPY line tail)
-
-
-def quotes_upsert(*, source: str, rows: list[QuoteRow]) -> LoadResult:
-    """Upsert resolved quotes. The same coin twice in a page is not an error: last wins."""
+def quotes_upsert(*, source: str, rows: list[tuple[int, MarketItem]]) -> LoadResult:
+    """Upsert quotes whose assets are known, (asset id, item) pairs. The same asset and time
+    twice is not an error: the last wins, the others count as unchanged."""
     if not rows:
         return LoadResult()
-    unique: dict[tuple[int, dt.datetime], QuoteRow] = {}
-    for row in rows:
-        unique[(row[0], row[1].observed_at)] = row
     if connection.vendor == "postgresql":
-        result = _quotes_upsert_postgres(source, list(unique.values()))
-    else:
-        result = _quotes_upsert_generic(source, {k: r[1] for k, r in unique.items()})
-    result.unchanged += len(rows) - len(unique)
-    return result
-
-
-# --- PostgreSQL ---------------------------------------------------------------------------------
-
-_STAGE = "etl_stage_quote"
-_STAGE_DDL = f"""
-CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (
-    asset_id bigint NOT NULL,
-    observed_at timestamptz NOT NULL,
-    price_usd numeric,
-    market_cap numeric,
-    volume_24h numeric,
-    price_change_24h numeric,
-    market_cap_rank integer
-) ON COMMIT DELETE ROWS
-"""
-_VALUES = ", ".join(QUOTE_VALUES)
-_EXCLUDED = ", ".join(f"EXCLUDED.{c}" for c in QUOTE_VALUES)
-# Both statements are built from module constants only; values travel as parameters.
-_UPSERT_QUOTES = f"""
-WITH written AS (
-    INSERT INTO crypto_quote AS q (asset_id, source, observed_at, {_VALUES}, ingested_at)
-    SELECT asset_id, %(source)s, observed_at, {_VALUES}, %(now)s FROM {_STAGE}
-    ON CONFLICT (asset_id, source, observed_at) DO UPDATE SET
-        {", ".join(f"{c} = EXCLUDED.{c}" for c in QUOTE_VALUES)}, ingested_at = EXCLUDED.ingested_at
-    WHERE ({", ".join(f"q.{c}" for c in QUOTE_VALUES)}) IS DISTINCT FROM ({_EXCLUDED})
-    RETURNING (xmax = 0) AS inserted
-)
-SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
-"""  # noqa: S608
-_INSERT_QUOTES = f"""
-INSERT INTO crypto_quote (asset_id, source, observed_at, {_VALUES}, ingested_at)
-SELECT asset_id, %(source)s, observed_at, {_VALUES}, %(now)s FROM {_STAGE}
-"""  # noqa: S608
-_UPSERT_LATEST = f"""
-INSERT INTO crypto_latestquote AS l (asset_id, source, observed_at, {_VALUES})
-SELECT DISTINCT ON (asset_id) asset_id, %(source)s, observed_at, {_VALUES} FROM {_STAGE}
-ORDER BY asset_id, observed_at DESC
-ON CONFLICT (asset_id, source) DO UPDATE SET
-    observed_at = EXCLUDED.observed_at, {", ".join(f"{c} = EXCLUDED.{c}" for c in QUOTE_VALUES)}
-WHERE l.observed_at < EXCLUDED.observed_at
-   OR (l.observed_at = EXCLUDED.observed_at
-       AND ({", ".join(f"l.{c}" for c in QUOTE_VALUES)}) IS DISTINCT FROM ({_EXCLUDED}))
-"""  # noqa: S608
-
-
-def _quotes_upsert_postgres(source: str, rows: list[QuoteRow]) -> LoadResult:
-    buffer = "".join([f"{asset_id}{tail}" for asset_id, _, tail in rows])
-    with connection.cursor() as cursor:
-        cursor.execute(_STAGE_DDL)
-        cursor.execute(f"TRUNCATE {_STAGE}")
-        with cursor.cursor.copy(f"COPY {_STAGE} FROM STDIN") as copy:
-            copy.write(buffer)
-        params = {"source": source, "now": timezone.now()}
-        inserted = updated = None
-        if len(rows) >= OPTIMISTIC_BATCH:
-            # Big batches (CSV drops) are new rows almost always: a plain INSERT skips the
-            # speculative-insertion cost of ON CONFLICT (~40% measured). Any conflict rolls
-            # back to the savepoint and takes the upsert below.
-            try:
-                with transaction.atomic():
-                    cursor.execute(_INSERT_QUOTES, params)
-                    inserted, updated = cursor.rowcount, 0
-            except IntegrityError:
-                inserted = None
-        if inserted is None:
-            cursor.execute(_UPSERT_QUOTES, params)
-            inserted, updated = cursor.fetchone()
-        cursor.execute(_UPSERT_LATEST, {"source": source})
-    return LoadResult(inserted, updated, len(rows) - inserted - updated)
+        batch = QuoteBatch.build([item for _, item in rows], [asset_id for asset_id, _ in rows])
+        return quotes_upsert_postgres(source, batch, list(enumerate(batch.names)))
+    return _quotes_upsert_generic(source, rows)
 
 
 # --- Any database (SQLite) ----------------------------------------------------------------------
@@ -170,9 +147,10 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
-def _quotes_upsert_generic(
-    source: str, unique: dict[tuple[int, dt.datetime], MarketItem]
-) -> LoadResult:
+def _quotes_upsert_generic(source: str, rows: list[tuple[int, MarketItem]]) -> LoadResult:
+    unique: dict[tuple[int, dt.datetime], MarketItem] = {}
+    for asset_id, item in rows:
+        unique[(asset_id, item.observed_at)] = item
     now = timezone.now()
     asset_ids = sorted({asset_id for asset_id, _ in unique})
     times = sorted({observed_at for _, observed_at in unique})
@@ -206,7 +184,7 @@ def _quotes_upsert_generic(
         ):
             newest[asset_id] = quote
     _latest_upsert_generic(source, newest)
-    return LoadResult(len(new), len(changed), len(unique) - len(new) - len(changed))
+    return LoadResult(len(new), len(changed), len(rows) - len(new) - len(changed))
 
 
 def _assign(target: object, item: MarketItem) -> None:
