@@ -30,15 +30,17 @@ from kasparro.core.catalogue import MARKET
 class QuoteBatch:
     """A page's quotes grouped by key, built without the database.
 
-    `firsts[k]` is key k's first item (what identity resolution reads), `counts[k]` its rows,
-    `newest[k]` its newest row as (observed_at, row number, price). `copy` is the page as COPY
-    lines `k, row number, observed_at, values…`: SQL joins k to the resolved asset and keeps
-    the last row of an (asset, time) seen twice."""
+    `names[k]` is key k (a source key, or an asset id), `firsts[k]` its first item (what
+    identity resolution reads) and `counts[k]` its rows. `copy` is the page as COPY lines
+    `k, position, observed_at, values…` sorted by key and time, one line per (key, time): the
+    last row of the page wins. `lasts[k]` is the position of key k's newest line and
+    `newest[k]` that line's (observed_at, price)."""
 
-    names: list[Any]  # the keys, in order of appearance
+    names: list[Any]
     firsts: list[MarketItem]
     counts: list[int]
-    newest: list[tuple[dt.datetime, int, Decimal | None]]
+    lasts: list[int]
+    newest: list[tuple[dt.datetime, Decimal | None]]
     copy: str
 
     @classmethod
@@ -48,8 +50,7 @@ class QuoteBatch:
         names: list[Any] = []
         firsts: list[MarketItem] = []
         counts: list[int] = []
-        newest: list[tuple[dt.datetime, int, Decimal | None]] = []
-        lines = []
+        last: dict[tuple[int, dt.datetime], int] = {}  # (k, time) -> its last row
         for n, item in enumerate(items):
             name = item.source_key if keys is None else keys[n]
             k = numbers.get(name)
@@ -58,12 +59,21 @@ class QuoteBatch:
                 names.append(name)
                 firsts.append(item)
                 counts.append(0)
-                newest.append((item.observed_at, n, item.price_usd))
             counts[k] += 1
-            if item.observed_at >= newest[k][0]:
-                newest[k] = (item.observed_at, n, item.price_usd)
-            lines.append(f"{k}\t{n}{copy_line_tail(item)}")
-        return cls(names, firsts, counts, newest, "".join(lines))
+            last[(k, item.observed_at)] = n
+        lasts = [0] * len(firsts)
+        newest: list[Any] = [None] * len(lasts)  # every key gets its own below
+        lines = []
+        for position, ((k, observed_at), n) in enumerate(sorted(last.items())):
+            item = items[n]
+            lines.append(f"{k}\t{position}{copy_line_tail(item)}")
+            lasts[k], newest[k] = position, (observed_at, item.price_usd)
+        return cls(names, firsts, counts, lasts, newest, "".join(lines))
+
+    def by_asset(self, items: list[MarketItem], asset_ids: dict[str, int]) -> QuoteBatch:
+        """The same page keyed by asset: for when two resolved keys name the same asset."""
+        rows = [(asset_ids[i.source_key], i) for i in items if i.source_key in asset_ids]
+        return QuoteBatch.build([item for _, item in rows], [asset_id for asset_id, _ in rows])
 
 
 class QuoteLoader:
@@ -88,27 +98,24 @@ class QuoteLoader:
                 error = errors.get(item.source_key)
                 if error is not None:
                     bad.append((raw_item, error.code, error.reason))
-        resolved = [
-            (k, asset_ids[item.source_key])
-            for k, item in enumerate(batch.firsts)
-            if item.source_key in asset_ids
-        ]
-        if connection.vendor == "postgresql":
-            result = quotes_upsert_postgres(self.source, batch, resolved)
+        if connection.vendor != "postgresql":
+            rows = [(asset_ids[i.source_key], i) for _, i in good if i.source_key in asset_ids]
+            result = _quotes_upsert_generic(self.source, rows)
         else:
-            result = _quotes_upsert_generic(
-                self.source,
-                [(asset_ids[i.source_key], i) for _, i in good if i.source_key in asset_ids],
-            )
+            resolved = [
+                (k, asset_ids[item.source_key])
+                for k, item in enumerate(batch.firsts)
+                if item.source_key in asset_ids
+            ]
+            if len({asset_id for _, asset_id in resolved}) < len(resolved):
+                batch = batch.by_asset([item for _, item in good], asset_ids)
+                resolved = list(enumerate(batch.names))
+            result = quotes_upsert_postgres(self.source, batch, resolved)
         if self.seen is not None:
-            # Per asset, the page's newest row (the later row of a tie, as the load keeps it).
-            best: dict[int, tuple[dt.datetime, int, Decimal | None]] = {}
-            for k, asset_id in resolved:
-                row = batch.newest[k]
-                if asset_id not in best or row[:2] >= best[asset_id][:2]:
-                    best[asset_id] = row
-            for asset_id, (observed_at, _, price) in best.items():
-                self.seen.add_price(asset_id, observed_at, price)
+            for k, item in enumerate(batch.firsts):
+                asset_id = asset_ids.get(item.source_key)
+                if asset_id is not None:
+                    self.seen.add_price(asset_id, *batch.newest[k])
         return result
 
 
