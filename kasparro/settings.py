@@ -315,7 +315,7 @@ RSS_FEED_URLS = env.list(
 RSS_RATE_LIMIT = env.int("RSS_RATE_LIMIT", default=60)  # requests per minute, per feed host
 
 CSV_DROP_DIR = Path(env("CSV_DROP_DIR", default=str(BASE_DIR / "data" / "csv_drop")))
-CSV_PAGE_ROWS = env.int("CSV_PAGE_ROWS", default=10_000)
+CSV_PAGE_ROWS = env.int("CSV_PAGE_ROWS", default=20_000)
 
 # HTTP client (all sources)
 ETL_HTTP_CONNECT_TIMEOUT = env.float("ETL_HTTP_CONNECT_TIMEOUT", default=5.0)

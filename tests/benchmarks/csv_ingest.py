@@ -1,16 +1,17 @@
 """Benchmark: ingest a 1,000,000-row CSV drop on PostgreSQL, against PostgreSQL's own COPY.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/kasparro_bench \\
-        .venv/bin/python tests/benchmarks/csv_ingest.py [--rows 1000000]
+        .venv/bin/python tests/benchmarks/csv_ingest.py [--rows 1000000] [--rounds 3]
 
 It (re)creates the benchmark database, migrates it, writes the CSV (1,000 coins x hourly
-observations), then in separate processes so each has its own peak memory:
+observations), then in separate processes so each has its own peak memory: our whole CSV run
+(`etl` pipeline: read, hash, normalize, resolve, raw records, COPY to staging, INSERT, latest
+quotes, the daily rollup, checkpoint per page) for a tenth of the rows, then rounds of
 1. COPY of the file into an equivalent table (the columns typed like crypto_quote, with its
    primary key, unique key and time index), and into a plain table with no key or index,
-2. our whole CSV run (`etl` pipeline: read, hash, normalize, resolve, raw records, COPY to
-   staging, INSERT … ON CONFLICT, latest quotes, checkpoint per page) for a tenth of the rows
-   and for all of them, reporting rows/s and peak RSS.
-Memory that does not grow with the file shows as the same peak RSS for both sizes.
+2. our whole CSV run for all of them on a fresh database,
+reporting each round's ratio, their median and range, and peak RSS. Memory that does not
+grow with the file shows as the same peak RSS for both sizes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import os
 import resource
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -151,6 +153,7 @@ def in_child(*args: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", choices=["copy", "ingest"])
     parser.add_argument("--path")
     parser.add_argument("--table", choices=sorted(TABLES), default="equivalent")
@@ -166,7 +169,6 @@ def main() -> None:
         print(json.dumps(child_ingest(url, Path(args.path))))
         return
 
-    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         small, large = Path(tmp, "small"), Path(tmp, "large")
         small.mkdir()
@@ -177,36 +179,75 @@ def main() -> None:
         print(f"CSV: {args.rows:,} rows, {size_mb:.0f} MB", flush=True)
 
         reset_database(url)
-        for table in TABLES:
-            results[f"copy_{table}"] = in_child(
-                "--child", "copy", "--table", table, "--path", str(large / "drop.csv")
+        small_run = in_child("--child", "ingest", "--path", str(small))
+        print(f"ingest {args.rows // 10:,} rows: {small_run}", flush=True)
+        # Rounds alternate PostgreSQL's COPY and our run on a fresh database, each after a
+        # CHECKPOINT, so that a slow minute of a shared machine or a checkpoint falls on one
+        # pair, not on one side of every comparison.
+        rounds = []
+        for number in range(1, args.rounds + 1):
+            result = {}
+            for table in TABLES:
+                checkpoint(url)
+                result[table] = in_child(
+                    "--child", "copy", "--table", table, "--path", str(large / "drop.csv")
+                )
+            reset_database(url)
+            checkpoint(url)
+            result["ingest"] = in_child("--child", "ingest", "--path", str(large))
+            rounds.append(result)
+            print(
+                f"round {number}: COPY equivalent {result['equivalent']['seconds']:.1f} s,"
+                f" plain {result['plain']['seconds']:.1f} s;"
+                f" ours {result['ingest']['seconds']:.1f} s ({ratio(result, 'equivalent'):.2f}x)",
+                flush=True,
             )
-            print(f"COPY into the {table} table: {results[f'copy_{table}']}", flush=True)
-        results["ingest_small"] = in_child("--child", "ingest", "--path", str(small))
-        print(f"ingest {args.rows // 10:,} rows: {results['ingest_small']}", flush=True)
-        reset_database(url)
-        results["ingest_large"] = in_child("--child", "ingest", "--path", str(large))
-        print(f"ingest {args.rows:,} rows: {results['ingest_large']}", flush=True)
 
-    def rate(key: str) -> float:
-        return results[key]["rows"] / results[key]["seconds"]
+    def rates(key: str) -> list[float]:
+        return [r[key]["rows"] / r[key]["seconds"] for r in rounds]
 
-    ours = rate("ingest_large")
+    def span(values: list[float], fmt: str) -> str:
+        low, mid, high = (
+            format(v, fmt) for v in (min(values), statistics.median(values), max(values))
+        )
+        return f"{mid} ({low}-{high})"
+
+    equivalent = [ratio(r, "equivalent") for r in rounds]
+    plain = [ratio(r, "plain") for r in rounds]
+    seconds = [r["ingest"]["seconds"] for r in rounds]
     print()
+    print(f"median of {len(rounds)} rounds (range)\n")
     print("| measure | value |\n| --- | --- |")
     print(f"| rows in the file | {args.rows:,} ({size_mb:.0f} MB) |")
-    equivalent = rate("copy_equivalent")
-    print(f"| COPY into an equivalent table (key, unique key, time) | {equivalent:,.0f} rows/s |")
-    print(f"| COPY into a plain table (no key, no index) | {rate('copy_plain'):,.0f} rows/s |")
-    seconds = results["ingest_large"]["seconds"]
-    print(f"| Kasparro CSV run, end to end | {ours:,.0f} rows/s ({seconds:.1f} s) |")
-    print(f"| ratio to COPY, equivalent table | {ours / rate('copy_equivalent'):.2f}x |")
-    print(f"| ratio to COPY, plain table | {ours / rate('copy_plain'):.2f}x |")
+    print(
+        f"| COPY into an equivalent table (key, unique key, time) |"
+        f" {span(rates('equivalent'), ',.0f')} rows/s |"
+    )
+    print(f"| COPY into a plain table (no key, no index) | {span(rates('plain'), ',.0f')} rows/s |")
+    print(
+        f"| Kasparro CSV run, end to end | {span(rates('ingest'), ',.0f')} rows/s"
+        f" ({span(seconds, '.1f')} s) |"
+    )
+    print(f"| ratio to COPY, equivalent table (same round) | {span(equivalent, '.2f')}x |")
+    print(f"| ratio to COPY, plain table (same round) | {span(plain, '.2f')}x |")
+    peaks = [r["ingest"]["peak_rss_mb"] for r in rounds]
     print(
         f"| peak RSS of the run, {args.rows // 10:,} rows / {args.rows:,} rows | "
-        f"{results['ingest_small']['peak_rss_mb']:.0f} MB / "
-        f"{results['ingest_large']['peak_rss_mb']:.0f} MB |"
+        f"{small_run['peak_rss_mb']:.0f} MB / {max(peaks):.0f} MB |"
     )
+
+
+def ratio(result: dict, table: str) -> float:
+    """Our rate over COPY's, in one round."""
+    ours = result["ingest"]["rows"] / result["ingest"]["seconds"]
+    return ours / (result[table]["rows"] / result[table]["seconds"])
+
+
+def checkpoint(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as db:
+        db.execute("CHECKPOINT")
 
 
 if __name__ == "__main__":
