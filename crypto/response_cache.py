@@ -80,8 +80,8 @@ def _not_modified(request, etag: str, version: Version) -> bool:
 def _store_get(key: str) -> bytes | None:
     """A stored answer: in the cache's Redis when there is one (raw bytes, so that the
     throttles' round trip can read it), else in the Django cache (local memory)."""
-    client = cache_redis()
     try:
+        client = cache_redis()
         return client.get(key) if client is not None else cache.get(key)
     except Exception:  # the backend's connection errors vary: answer without the cache
         logger.warning("response cache unavailable", exc_info=True)
@@ -89,8 +89,8 @@ def _store_get(key: str) -> bytes | None:
 
 
 def _store_set(key: str, value: bytes, seconds: int) -> None:
-    client = cache_redis()
     try:
+        client = cache_redis()
         if client is not None:
             client.set(key, value, ex=seconds)
         else:

@@ -118,11 +118,10 @@ def version_publish(version: Version) -> None:
 
 
 def _redis_call(call) -> None:
-    client = cache_redis()
-    if client is None:
-        return
     try:
-        call(client, version_key())
+        client = cache_redis()
+        if client is not None:
+            call(client, version_key())
     except (RedisError, OSError) as exc:  # the copy expires by itself; the database is right
         logger.warning("data version: Redis unavailable: %r", exc)
 

@@ -291,3 +291,35 @@ def test_redis_down_fails_open_with_a_warning(redis_unreachable, client, setting
     assert len(warnings) == 3, "one warning per request let through"
     assert all(r.levelno == logging.WARNING for r in warnings)
     assert "Redis unavailable" in warnings[0].getMessage()
+
+
+def test_each_thread_and_each_forked_process_holds_its_own_connection(redis_client):
+    """One held connection per thread, reused request after request; a forked child (a Celery
+    worker process) never talks over its parent's socket."""
+    from kasparro.core.throttle import cache_redis
+
+    def client_id() -> int:
+        return cache_redis().client_id()
+
+    mine = client_id()
+    assert client_id() == mine  # held, not a new connection per call
+    other: list[int] = []
+    thread = threading.Thread(target=lambda: other.append(client_id()))
+    thread.start()
+    thread.join()
+    assert other and other[0] != mine
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its connection's id, then leave at once
+        try:
+            os.write(write, str(client_id()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = int(os.read(read, 64) or b"0")
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert child not in (0, mine)
+    assert client_id() == mine  # the parent's connection is still in step
+    assert throttle_charge(address="198.51.100.7") is None

@@ -132,11 +132,9 @@ def _held(prefix: str) -> str | None:
 
 
 def _redis(call):
-    client = cache_redis()
-    if client is None:
-        return None
     try:
-        return call(client)
+        client = cache_redis()
+        return None if client is None else call(client)
     except (RedisError, OSError) as exc:  # the database answers instead
         logger.warning("api keys: Redis unavailable: %r", exc)
         return None
