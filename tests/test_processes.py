@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -11,7 +12,7 @@ from django.db import connection
 
 from crypto.models import Quote
 from runs.models import Run
-from tests.support import PYTHON, ROOT, celery_worker, database_url, manage, process_env
+from tests.support import PYTHON, ROOT, celery_worker, database_url, gunicorn, manage, process_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -133,3 +134,19 @@ def test_suite_never_touches_the_configured_database(tmp_path):
         if connection.vendor != "sqlite":
             with psycopg.connect(admin_url, autocommit=True) as db:
                 db.execute(f'DROP DATABASE IF EXISTS "{dev_name}" WITH (FORCE)')
+
+
+def test_gunicorn_refuses_a_port_another_server_listens_on():
+    """Workers listen with SO_REUSEPORT (deploy/gunicorn.conf.py), which would let a second
+    server share the port silently: it refuses to start instead, and the first serves on."""
+    env = process_env()
+    with gunicorn(env) as base:
+        port = base.rsplit(":", 1)[1]
+        second = subprocess.run(
+            [PYTHON, "-m", "gunicorn", "kasparro.wsgi:application", "-c",
+             "deploy/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+            cwd=ROOT, env={"PORT": port, **env}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode != 0
+        assert f"127.0.0.1:{port} is in use by another server" in second.stderr
+        assert urllib.request.urlopen(f"{base}/health", timeout=5).status == 200  # noqa: S310

@@ -323,3 +323,12 @@ def test_each_thread_and_each_forked_process_holds_its_own_connection(redis_clie
     assert child not in (0, mine)
     assert client_id() == mine  # the parent's connection is still in step
     assert throttle_charge(address="198.51.100.7") is None
+
+
+def test_a_redis_that_lost_the_script_gets_it_again(settings, redis_client):
+    """A restarted (or flushed) Redis knows no script: the next charge loads it and counts."""
+    settings.API_RATE_PER_ADDRESS = "2/min"
+    assert throttle_charge(address="198.51.100.8") is None
+    redis_client.script_flush()
+    assert throttle_charge(address="198.51.100.8") is None
+    assert throttle_charge(address="198.51.100.8") is not None  # the third in the minute

@@ -2,10 +2,11 @@
 idempotently with honest inserted/updated/unchanged counts.
 
 A page's quotes are grouped by source key ahead, in the read-ahead thread (`QuoteBatch`): the
-database thread resolves each distinct key once (about a thousand per 10,000-row CSV page) and
-touches no row in Python. On PostgreSQL the batch's COPY text goes into a staging table and SQL
-does the rest (`etl.pipeline.load.quotes_postgres`). Elsewhere (SQLite in zero-config mode) the
-same semantics are reached through the ORM. Both run inside the caller's page transaction.
+database thread resolves each distinct key once (a thousand in a 20,000-row page of the CSV
+benchmark's file) and touches no row in Python. On PostgreSQL the batch's COPY text goes into
+a staging table and SQL does the rest (`etl.pipeline.load.quotes_postgres`). Elsewhere (SQLite
+in zero-config mode) the same semantics are reached through the ORM. Both run inside the
+caller's page transaction.
 """
 
 from __future__ import annotations
@@ -70,10 +71,12 @@ class QuoteBatch:
             lasts[k], newest[k] = position, (observed_at, item.price_usd)
         return cls(names, firsts, counts, lasts, newest, "".join(lines))
 
-    def by_asset(self, items: list[MarketItem], asset_ids: dict[str, int]) -> QuoteBatch:
-        """The same page keyed by asset: for when two resolved keys name the same asset."""
+    @classmethod
+    def by_asset(cls, items: list[MarketItem], asset_ids: dict[str, int]) -> QuoteBatch:
+        """A page keyed by asset (its resolved items only): for when two resolved keys name
+        the same asset, so that their rows are one series."""
         rows = [(asset_ids[i.source_key], i) for i in items if i.source_key in asset_ids]
-        return QuoteBatch.build([item for _, item in rows], [asset_id for asset_id, _ in rows])
+        return cls.build([item for _, item in rows], [asset_id for asset_id, _ in rows])
 
 
 class QuoteLoader:
@@ -108,7 +111,7 @@ class QuoteLoader:
                 if item.source_key in asset_ids
             ]
             if len({asset_id for _, asset_id in resolved}) < len(resolved):
-                batch = batch.by_asset([item for _, item in good], asset_ids)
+                batch = QuoteBatch.by_asset([item for _, item in good], asset_ids)
                 resolved = list(enumerate(batch.names))
             result = quotes_upsert_postgres(self.source, batch, resolved)
         if self.seen is not None:
@@ -120,7 +123,7 @@ class QuoteLoader:
 
 
 def copy_line_tail(item: MarketItem) -> str:
-    """A quote's COPY line after its key and row number: pure work, done ahead in the
+    """A quote's COPY line after its key number and position: pure work, done ahead in the
     read-ahead thread."""
     f = _copy_field
     return (
