@@ -8,10 +8,10 @@ It builds the database through the real pipeline from the repository's samples (
 pages and three RSS feeds served by a local server, the shipped CSV drop), starts gunicorn as
 shipped (2 workers, its config; Redis for the cache and the throttles, their limits lifted so
 that every answer is a real one, but still charged) and drives each endpoint with wrk (2
-threads, 16 connections), all endpoints in alternating rounds, the median of `--rounds`.
-Many short rounds, because one wrk run is a coin toss: its 16 keep-alive connections are
-accepted by the two workers unevenly (all on one worker halves the rate), so a single run of
-the same endpoint varies by up to 2x; the table shows each endpoint's range.
+threads, 16 connections), all endpoints in alternating rounds, the median of `--rounds`
+(the table shows each endpoint's range). On a socket shared by the workers a run's 16
+keep-alive connections could all land on one worker and halve its rate; since each worker
+listens on its own (`reuse_port` in deploy/gunicorn.conf.py) the rounds agree far better.
 
 - the floor: a JSON 404 through every middleware;
 - each read endpoint warm (the same request again: the cached body) and cold (a parameter
