@@ -49,7 +49,9 @@ keepalive = 5
 # (two modes), 1,021-1,576 with a socket per worker (api_floor.py, README). The price: a
 # connection waiting in a worker's queue when that worker dies is reset, so the default keeps
 # workers alive (no recycling, below). `on_starting` refuses a port already in use, which
-# SO_REUSEPORT would otherwise share silently with the server holding it.
+# SO_REUSEPORT would otherwise share silently with the server holding it, and turns this off
+# where it cannot work (a unix socket, port 0, sockets handed over by systemd or a USR2
+# upgrade; a USR2 upgrade of a server listening per worker is not supported: restart it).
 reuse_port = True
 
 # Workers are not recycled by default: recycling every 1,000 requests restarted a worker every
@@ -83,7 +85,7 @@ os.environ.setdefault(
 
 
 def on_starting(server) -> None:
-    _refuse_a_port_in_use(server)
+    _listen_per_worker(server)
     folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder, exist_ok=True)
@@ -95,22 +97,28 @@ def child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def _refuse_a_port_in_use(server) -> None:
-    """Refuse to start on an address another server listens on: with SO_REUSEPORT the kernel
-    would share the port between the two (each getting some of the connections), not refuse
-    it as a plain bind does."""
-    for address in server.cfg.address:
-        if not isinstance(address, tuple):  # a unix socket: nothing to share
-            continue
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        probe = socket.socket(family, socket.SOCK_STREAM)
+def _listen_per_worker(server) -> None:
+    """Keep `reuse_port` only where a socket per worker works: TCP addresses with a fixed port
+    and no sockets handed over (systemd's LISTEN_FDS, a USR2 upgrade's GUNICORN_FD). A unix
+    socket would be recreated by each worker, port 0 would differ per worker. Then refuse to
+    start on an address another server listens on: with SO_REUSEPORT the kernel would share
+    it between the two servers instead of refusing it as a plain bind does."""
+    addresses = server.cfg.address
+    if (
+        "LISTEN_FDS" in os.environ
+        or "GUNICORN_FD" in os.environ
+        or not all(isinstance(a, tuple) and a[1] for a in addresses)
+    ):
+        server.cfg.set("reuse_port", False)
+        return
+    for host, port, *_ in addresses:
+        probe = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         try:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
-            probe.bind(address[:2])
+            probe.bind((host, port))
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                server.log.error("%s:%s is in use by another server", *address[:2])
-                raise SystemExit(1) from exc
-            raise
+            reason = "is in use by another server" if exc.errno == errno.EADDRINUSE else exc
+            server.log.error("cannot listen on %s:%s: %s", host, port, reason)
+            raise SystemExit(1) from exc
         finally:
             probe.close()

@@ -148,5 +148,5 @@ def test_gunicorn_refuses_a_port_another_server_listens_on():
             cwd=ROOT, env={"PORT": port, **env}, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert second.returncode != 0
-        assert f"127.0.0.1:{port} is in use by another server" in second.stderr
+        assert f"cannot listen on 127.0.0.1:{port}: is in use by another server" in second.stderr
         assert urllib.request.urlopen(f"{base}/health", timeout=5).status == 200  # noqa: S310

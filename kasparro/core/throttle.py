@@ -130,12 +130,17 @@ def _charge_script(url: str, connect_timeout: float, timeout: float):
     script = scripts.get((url, connect_timeout, timeout))
     if script is None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         client = redis.Redis.from_url(
             url,
             socket_connect_timeout=connect_timeout,
             socket_timeout=timeout,
             single_connection_client=True,
+            # A held connection that Redis closed (a restart, its idle timeout) is found
+            # closed by the next command, which reconnects once; a timeout is not retried.
+            retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
         )
         script = scripts[(url, connect_timeout, timeout)] = client.register_script(_CHARGE)
     return script

@@ -332,3 +332,19 @@ def test_a_redis_that_lost_the_script_gets_it_again(settings, redis_client):
     redis_client.script_flush()
     assert throttle_charge(address="198.51.100.8") is None
     assert throttle_charge(address="198.51.100.8") is not None  # the third in the minute
+
+
+def test_a_held_connection_redis_closed_is_replaced_without_a_warning(
+    settings, redis_client, caplog
+):
+    """Redis closing a thread's held connection (a restart, its idle timeout) costs the next
+    command one reconnect, not a request let through unthrottled."""
+    from kasparro.core.throttle import cache_redis
+
+    settings.API_RATE_PER_ADDRESS = "2/min"
+    assert throttle_charge(address="198.51.100.9") is None
+    redis_client.client_kill_filter(_id=cache_redis().client_id())
+    with caplog.at_level(logging.WARNING, logger="kasparro.core.throttle"):
+        assert throttle_charge(address="198.51.100.9") is None
+        assert throttle_charge(address="198.51.100.9") is not None  # still counted: the third
+    assert not [r for r in caplog.records if r.name == "kasparro.core.throttle"]

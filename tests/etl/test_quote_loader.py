@@ -98,6 +98,16 @@ def test_two_keys_naming_one_asset_load_as_one_series(bitcoin, ether):
     assert seen.prices[ether.pk] == (T0, Decimal(2))
 
 
+def test_the_runs_price_is_the_last_row_of_the_newest_time_across_keys(bitcoin):
+    seen = RunSeen()
+    load(
+        [row("bitcoin", 0, "1"), row("btc|bitcoin", 2, "15"), row("bitcoin", 2, "16")],
+        seen=seen,
+    )
+    assert prices(bitcoin) == [(0, Decimal(1)), (2, Decimal(16))]
+    assert seen.prices[bitcoin.pk] == (T0 + dt.timedelta(hours=2), Decimal(16))
+
+
 def test_unresolved_keys_are_bad_in_row_order_and_the_rest_loads(bitcoin):
     def invalid(hour: int) -> MarketItem:
         item = row("Not a coin id!", hour, "1")

@@ -101,24 +101,23 @@ class QuoteLoader:
                 error = errors.get(item.source_key)
                 if error is not None:
                     bad.append((raw_item, error.code, error.reason))
-        if connection.vendor != "postgresql":
+        resolved = [
+            (k, asset_ids[item.source_key])
+            for k, item in enumerate(batch.firsts)
+            if item.source_key in asset_ids
+        ]
+        if len({asset_id for _, asset_id in resolved}) < len(resolved):
+            # Two keys name one asset: its rows are one series, the page's last row wins.
+            batch = QuoteBatch.by_asset([item for _, item in good], asset_ids)
+            resolved = list(enumerate(batch.names))
+        if connection.vendor == "postgresql":
+            result = quotes_upsert_postgres(self.source, batch, resolved)
+        else:
             rows = [(asset_ids[i.source_key], i) for _, i in good if i.source_key in asset_ids]
             result = _quotes_upsert_generic(self.source, rows)
-        else:
-            resolved = [
-                (k, asset_ids[item.source_key])
-                for k, item in enumerate(batch.firsts)
-                if item.source_key in asset_ids
-            ]
-            if len({asset_id for _, asset_id in resolved}) < len(resolved):
-                batch = QuoteBatch.by_asset([item for _, item in good], asset_ids)
-                resolved = list(enumerate(batch.names))
-            result = quotes_upsert_postgres(self.source, batch, resolved)
         if self.seen is not None:
-            for k, item in enumerate(batch.firsts):
-                asset_id = asset_ids.get(item.source_key)
-                if asset_id is not None:
-                    self.seen.add_price(asset_id, *batch.newest[k])
+            for k, asset_id in resolved:
+                self.seen.add_price(asset_id, *batch.newest[k])
         return result
 
 
