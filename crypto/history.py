@@ -28,18 +28,11 @@ import re
 from django.db.models import Q
 
 from crypto.buckets import EPOCH, MICROS, MICROSECOND, buckets, reading, utc_time
-from crypto.models import Asset, Quote
+from crypto.models import QUOTE_VALUES, Asset, Quote
 from kasparro.core.catalogue import MARKET, source_names
 
 HISTORY_INTERVALS = ("raw", "hour", "day")
-POINT_FIELDS = (
-    "observed_at",
-    "price_usd",
-    "market_cap",
-    "volume_24h",
-    "price_change_24h",
-    "market_cap_rank",
-)
+POINT_FIELDS = ("observed_at", *QUOTE_VALUES)
 
 
 @dataclasses.dataclass(frozen=True)

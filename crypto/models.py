@@ -53,6 +53,11 @@ class SourceAsset(models.Model):
         return f"{self.source}:{self.key} -> {self.asset_id}"
 
 
+# A quote's values, the same columns on Quote and LatestQuote: what loaders write and compare,
+# and what history points carry after their time.
+QUOTE_VALUES = ("price_usd", "market_cap", "volume_24h", "price_change_24h", "market_cap_rank")
+
+
 class Quote(models.Model):
     """One observation of a coin's market data by one source: the time series."""
 

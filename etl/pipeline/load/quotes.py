@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 from django.db import connection
 from django.utils import timezone
 
-from crypto.models import LatestQuote, Quote
+from crypto.models import QUOTE_VALUES, LatestQuote, Quote
 from etl.pipeline.identity import IdentityResolver
 from etl.pipeline.load.base import Bad, Good, LoadResult, RunSeen
-from etl.pipeline.load.quotes_postgres import QUOTE_VALUES, quotes_upsert_postgres
+from etl.pipeline.load.quotes_postgres import quotes_upsert_postgres
 from etl.sources.base import MarketItem
 from kasparro.core.catalogue import MARKET
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from crypto.models import QUOTE_VALUES
 from etl.pipeline.load.base import LoadResult
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 # Batches at least this big try a plain INSERT before falling back to the upsert.
 OPTIMISTIC_BATCH = 1000
-QUOTE_VALUES = ("price_usd", "market_cap", "volume_24h", "price_change_24h", "market_cap_rank")
 
 _STAGE = "etl_stage_quote"
 _STAGE_DDL = f"""
